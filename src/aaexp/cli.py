@@ -1,0 +1,113 @@
+"""`aaexp`: one command over Hydra configs and MLflow tracking."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import traceback
+
+from aaexp import __version__
+from aaexp.errors import AaexpError
+
+COMMANDS = {
+    "train": "run an experiment (Hydra overrides; -m for sweeps, --cfg job to print the config)",
+    "eval": "measure models or audio (per study: --teacher/--student, --audio/--reference)",
+    "report": "compare runs from MLflow as one table (Markdown + CSV + plot)",
+    "ui": "start the MLflow UI on the same store as training",
+}
+USAGE = "aaexp [--debug] {" + ",".join(COMMANDS) + "} ..."
+
+
+def _top_help() -> str:
+    lines = [f"usage: {USAGE}", "", __doc__.strip(), "", "commands:"]
+    lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
+    lines += ["", "options:", "  --debug    show tracebacks instead of one-line errors", "  --version  print the version",
+              "", "Run `aaexp COMMAND --help` for a command's own options."]
+    return "\n".join(lines)
+
+
+def _config_dirs(args: list[str]) -> list[str]:
+    dirs = []
+    for i, a in enumerate(args):
+        if a in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(args[i + 1])
+        elif a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+    return dirs
+
+
+def check_experiments(args: list[str]) -> None:
+    """Fail early, listing the choices, when `+experiment=NAME` names no config."""
+    from aaexp.config import available
+
+    names = available("experiment", _config_dirs(args))
+    for a in args:
+        m = re.fullmatch(r"\+{0,2}experiment=(.*)", a)
+        if not m:
+            continue
+        for name in m.group(1).split(","):
+            if name.strip() and name.strip() not in names:
+                raise AaexpError(f"unknown experiment '{name.strip()}'; available: {', '.join(names)}")
+
+
+def train(args: list[str]) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from aaexp import train_app
+
+    check_experiments(args)
+    sys.argv = ["aaexp train", *args]
+    try:
+        train_app.main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        # Config or override mistakes are usage errors: one line, exit 2.
+        raise AaexpError(str(exc).strip().splitlines()[0]) from exc
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[:1] or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if argv[:1] == ["--debug"]:
+        argv = argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"aaexp {__version__}")
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"aaexp: error: unknown command '{cmd}'; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    # Hydra re-raises instead of printing its own multi-line report; we print one line.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        if cmd == "train":
+            return train(rest)
+        if cmd == "eval":
+            from aaexp.evaluate import main as eval_main
+        elif cmd == "report":
+            from aaexp.report import main as eval_main
+        else:
+            from aaexp.ui import main as eval_main
+        return eval_main(rest) or 0
+    except KeyboardInterrupt:
+        print("aaexp: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:  # one line unless --debug
+        if debug:
+            traceback.print_exc()
+        code = exc.exit_code if isinstance(exc, AaexpError) else 1
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"aaexp {cmd}: error: {msg}", file=sys.stderr)
+        return code
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""`run(cfg)`: seed, pick the device, open the MLflow run, hand over to the study, log the result.
+
+A study is named by `study.entry` in its config (`module.function`), called as `entry(ctx)` and
+returning a dict of final metrics; nothing here knows what a study does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from aaexp import tracking
+from aaexp.config import flatten
+from aaexp.device import resolve_device
+from aaexp.errors import AaexpError
+from aaexp.progress import progress_enabled
+from aaexp.seeding import seed_everything
+
+log = logging.getLogger("aaexp")
+RUN_ID_FILE = "mlflow_run_id.txt"
+
+
+@dataclass
+class RunContext:
+    """Everything a study needs from the spine."""
+
+    cfg: DictConfig
+    device: torch.device
+    tracker: tracking.Tracker
+    out_dir: Path
+    progress: bool
+    resumed: bool = False
+    log: logging.Logger = field(default_factory=lambda: log)
+
+
+def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
+    """(output dir, +experiment choice, task overrides) when running under a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None, None, []
+    hc = HydraConfig.get()
+    return Path(hc.runtime.output_dir), hc.runtime.choices.get("experiment"), list(hc.overrides.task)
+
+
+def _resume_dir(cfg: DictConfig, out_dir: Path, experiment: str | None) -> Path | None:
+    """`resume=<run dir>` as given; `resume=true`: the newest unfinished run of this experiment."""
+    spec = cfg.get("resume")
+    if spec in (None, False) or str(spec).lower() in ("false", "none", "null"):
+        return None
+    if str(spec).lower() != "true":
+        d = Path(str(spec))
+        if not (d / RUN_ID_FILE).is_file():
+            raise AaexpError(f"resume={spec}: not a run directory (no {RUN_ID_FILE} in it)")
+        return d
+    cl = tracking.client(cfg.tracking.uri)
+    exp = cl.get_experiment_by_name(cfg.tracking.experiment_name)
+    if exp is not None:
+        flt = f"tags.experiment = '{experiment or 'none'}' and attributes.status != 'FINISHED'"
+        for r in cl.search_runs([exp.experiment_id], flt, order_by=["attributes.start_time DESC"], max_results=20):
+            d = Path(r.data.tags.get("out_dir", ""))
+            if d.is_dir() and (d / RUN_ID_FILE).is_file():
+                return d
+    raise AaexpError(f"resume=true: no unfinished run of experiment '{experiment}' to resume")
+
+
+def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> Any:
+    """Drive one run; returns `optimized_metric` (for Hydra sweepers) or the metrics dict."""
+    from hydra.utils import get_method
+
+    seed_everything(cfg.get("seed"))
+    device = resolve_device(cfg.get("device", "auto"))
+    out_dir, experiment, overrides = _hydra_info()
+    out_dir = out_dir or Path(tempfile.mkdtemp(prefix="aaexp-"))
+    try:
+        entry = entry or get_method(cfg.study.entry)
+    except Exception as exc:
+        raise AaexpError(f"study.entry={cfg.study.entry!r} cannot be imported: {exc}") from exc
+
+    resume = _resume_dir(cfg, out_dir, experiment)
+    if resume is not None:
+        out_dir = resume
+    run_name = " ".join([experiment or cfg.study.name, *[o for o in overrides if "experiment=" not in o]])
+    commit, dirty = tracking.git_commit()
+    tags = {
+        "study": cfg.study.name,
+        "experiment": experiment or "none",
+        "device": str(device),
+        "out_dir": str(out_dir.resolve()),
+        "overrides": " ".join(overrides),
+        **({"mlflow.source.git.commit": commit, "git_dirty": dirty} if commit else {}),
+        **{f"version.{k}": v for k, v in tracking.package_versions().items()},
+    }
+    run_id = (resume / RUN_ID_FILE).read_text().strip() if resume else None
+    log.info("study=%s experiment=%s device=%s out_dir=%s", cfg.study.name, experiment, device, out_dir)
+    with tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id) as tracker:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
+        if resume is None:
+            tracker.log_params(flatten(cfg))
+            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None)
+        metrics = entry(ctx) or {}
+    name = cfg.get("optimized_metric")
+    if name:
+        if name not in metrics:
+            raise AaexpError(f"optimized_metric={name!r} is not among the run's metrics: {sorted(metrics)}")
+        return metrics[name]
+    return metrics

@@ -1,0 +1,180 @@
+"""MLflow tracking: one store shared by `train`, `eval`, `report` and `ui`.
+
+Store: `tracking.uri=` beats `MLFLOW_TRACKING_URI`, which beats `sqlite:///mlflow.db` in the
+working directory; artifacts go to `mlartifacts/` beside a SQLite database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+PARENT_ENV = "AAEXP_PARENT_RUN_ID"
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """The tracking URI in force, with a relative SQLite path made absolute (jobs may chdir)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    elif "://" not in uri:  # a bare directory: MLflow's file store
+        uri = str(Path(uri).resolve())
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts beside a SQLite database; other stores keep MLflow's own default."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def _retry(fn, *args, attempts: int = 8, **kwargs):
+    """SQLite allows one writer at a time; parallel sweep jobs back off instead of failing."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # mlflow wraps sqlite3.OperationalError in several ways
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**i)
+
+
+def client(uri: str | None = None):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=resolve_uri(uri))
+
+
+def get_or_create_experiment(cl, name: str) -> str:
+    exp = _retry(cl.get_experiment_by_name, name)
+    if exp is not None:
+        return exp.experiment_id
+    root = artifact_root(cl.tracking_uri)
+    try:
+        return _retry(cl.create_experiment, name, artifact_location=f"{root}/{name}" if root else None)
+    except Exception:  # another process created it first
+        exp = _retry(cl.get_experiment_by_name, name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit(path: Path | None = None) -> tuple[str | None, bool]:
+    """(commit, dirty) of the repository holding `path` (or the cwd), or (None, False)."""
+    for where in [Path.cwd(), path or Path(__file__).resolve().parent]:
+        try:
+            sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+            if sha.returncode == 0:
+                dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=where, capture_output=True, text=True, timeout=5)
+                return sha.stdout.strip(), bool(dirty.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return None, False
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ["aaexp", "torch", "numpy", "scipy", "librosa", "mlflow", "hydra-core", "neural-amp-modeler"]:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class Tracker:
+    """Logs to one MLflow run by id (no global `mlflow.active_run` state, so jobs cannot mix up)."""
+
+    def __init__(self, cl, run_id: str):
+        self.client = cl
+        self.run_id = run_id
+
+    # -- values ----------------------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        for i in range(0, len(items), 1000):
+            _retry(self.client.log_batch, self.run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        _retry(self.client.log_batch, self.run_id, tags=[RunTag(str(k), str(v)[:5000]) for k, v in tags.items()])
+
+    # -- files -----------------------------------------------------------------------------------
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def log_dict(self, data: Mapping, name: str) -> None:
+        self.log_text(json.dumps(data, indent=2, default=str), name)
+
+    def log_figure(self, fig, name: str) -> None:
+        """Save a matplotlib figure as PNG under `name` (e.g. 'plots/bands.png') and close it."""
+        import matplotlib.pyplot as plt
+
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / Path(name).name
+            fig.savefig(p, dpi=120, bbox_inches="tight")
+            self.log_artifact(p, str(Path(name).parent) if Path(name).parent != Path(".") else None)
+        plt.close(fig)
+
+
+@contextlib.contextmanager
+def start_run(
+    experiment_name: str,
+    run_name: str | None = None,
+    uri: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Iterator[Tracker]:
+    """Open (or reopen, with `run_id`) a run; an exception marks it FAILED with the message as a tag.
+
+    Inside a sweep (env AAEXP_PARENT_RUN_ID, set by the multirun callback) the run is its child.
+    """
+    cl = client(uri)
+    if run_id is None:
+        exp_id = get_or_create_experiment(cl, experiment_name)
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if os.environ.get(PARENT_ENV):
+            all_tags[PARENT_TAG] = os.environ[PARENT_ENV]
+        run = _retry(cl.create_run, exp_id, run_name=run_name, tags=all_tags)
+        run_id = run.info.run_id
+    else:
+        _retry(cl.update_run, run_id, status="RUNNING")
+    tracker = Tracker(cl, run_id)
+    try:
+        yield tracker
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            tracker.set_tags({"error": f"{type(exc).__name__}: {exc}"})
+        with contextlib.suppress(Exception):
+            _retry(cl.set_terminated, run_id, status=status)
+        raise
+    else:
+        _retry(cl.set_terminated, run_id, status="FINISHED")

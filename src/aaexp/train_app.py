@@ -1,0 +1,16 @@
+"""The Hydra application behind `aaexp train`: every Hydra flag works unchanged."""
+
+import hydra
+from omegaconf import DictConfig
+
+from aaexp import runner
+from aaexp.config import CONF_DIR, CONFIG_NAME
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
+def main(cfg: DictConfig):
+    return runner.run(cfg)
+
+
+if __name__ == "__main__":
+    main()
