@@ -1,0 +1,191 @@
+"""Per-band evaluation of anti-aliasing students: NMR-S and HESR-R on a grid of periodic tones.
+
+`evaluate(teacher, student, cfg.eval, device)` runs every model on the grid (batched, no
+gradients, on the device), bandlimits the windows exactly, scores each tone, groups the tones into
+bands (`group_by`: f0 | region) and, given a baseline, applies the decision tree (aaexp.aa.verdict).
+Definitions are in aaexp.aa.eval_scores; conf/eval/aa.yaml holds every number.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aaexp.aa import eval_grid, eval_response, eval_scores
+from aaexp.aa.eval_result import EvalResult, ModelEval
+from aaexp.aa.nmr import NMRLoss
+from aaexp.aa.verdict import decide
+from aaexp.errors import AaexpError
+from aaexp.progress import bar
+
+GROUP_BY = ("f0", "region")
+
+
+def derivation_warnings(teacher: torch.nn.Module, student: torch.nn.Module, max_relative_l2: float, name: str = "student") -> list[str]:
+    """Reasons to doubt that `student` was fine-tuned from `teacher` (then HESR-R compares unrelated models)."""
+    ta, sa = getattr(teacher, "architecture", None), getattr(student, "architecture", None)
+    if ta != sa:
+        return [f"the {name} ({sa}) and the teacher ({ta}) are different architectures: HESR-R compares unrelated models"]
+    tp = [p.detach().to("cpu", torch.float64).flatten() for p in teacher.parameters()]
+    sp = [p.detach().to("cpu", torch.float64).flatten() for p in student.parameters()]
+    if [p.numel() for p in tp] != [p.numel() for p in sp]:
+        return [f"the {name}'s weights are shaped differently from the teacher's: it was not fine-tuned from it"]
+    if not tp:
+        return []
+    t, s = torch.cat(tp), torch.cat(sp)
+    rel = float((s - t).norm() / t.norm().clamp_min(1e-300))
+    if rel > max_relative_l2:
+        return [f"the {name}'s weights are far from the teacher's (relative L2 distance {rel:.2f} > {max_relative_l2:g}): "
+                f"it does not look fine-tuned from this teacher, so HESR-R may compare unrelated models"]
+    return []
+
+
+def _sample_rate(models: dict[str, torch.nn.Module]) -> int:
+    rates = {name: float(model.sample_rate) for name, model in models.items()}
+    if len({round(r, 6) for r in rates.values()}) > 1:
+        listed = ", ".join(f"{n} {r:g} Hz" for n, r in rates.items())
+        raise AaexpError(f"models run at different sample rates ({listed}); resample them first (aaexp eval --resample)")
+    fs = next(iter(rates.values()))
+    if fs != round(fs):
+        raise AaexpError(f"sample rate {fs} Hz is not an integer")
+    return int(round(fs))
+
+
+def _check_cfg(cfg_eval) -> None:
+    if cfg_eval.group_by not in GROUP_BY:
+        raise AaexpError(f"eval.group_by={cfg_eval.group_by!r}: choose f0 or region")
+    if cfg_eval.aggregate != "power_mean":
+        raise AaexpError(f"eval.aggregate={cfg_eval.aggregate!r}: only power_mean is implemented")
+    if not hasattr(torch, str(cfg_eval.dtype)) or not isinstance(getattr(torch, str(cfg_eval.dtype)), torch.dtype):
+        raise AaexpError(f"eval.dtype={cfg_eval.dtype!r} is not a torch dtype (float64 | float32)")
+
+
+def _score(name: str, resp: eval_response.Response, teacher_y: torch.Tensor | None, grid: eval_grid.ToneGrid,
+           nmr: torch.nn.Module, bin_masks: torch.Tensor | None, cfg_eval, progress: bool) -> eval_scores.ToneScores:
+    """Per-tone NMR-S and HESR-R of one model, in batches."""
+    floor = float(cfg_eval.floor_db)
+    m = grid.m.to(resp.y.device)
+    out: dict[str, list[torch.Tensor]] = {"nmr": [], "hesr": [], "nmr_r": [], "hesr_r": []}
+    for idx in bar(eval_response.chunks(torch.arange(len(grid)), int(cfg_eval.batch_size)), enabled=progress, desc=f"scoring {name}"):
+        idx = idx.to(resp.y.device)
+        y = resp.y[idx]
+        out["nmr"].append(eval_scores.nmr_s(nmr, y, m[idx], floor).cpu())
+        if bin_masks is not None:
+            out["nmr_r"].append(eval_scores.nmr_s_by_region(nmr, y, m[idx], bin_masks, floor).cpu())
+        if teacher_y is not None:
+            total, region = eval_scores.hesr_r(y, teacher_y[idx], m[idx], floor, bin_masks, float(cfg_eval.region_min_energy_db))
+            out["hesr"].append(total.cpu())
+            if region is not None:
+                out["hesr_r"].append(region.cpu())
+    nan_b = torch.full((len(grid),), torch.nan, dtype=torch.float64)
+    nb = 0 if bin_masks is None else bin_masks.shape[0]
+    return eval_scores.ToneScores(
+        nmr_s=torch.cat(out["nmr"]),
+        hesr_r=torch.cat(out["hesr"]) if out["hesr"] else nan_b,
+        nmr_s_region=torch.cat(out["nmr_r"], dim=1) if out["nmr_r"] else None,
+        hesr_r_region=(torch.cat(out["hesr_r"], dim=1) if out["hesr_r"] else nan_b.expand(nb, -1).clone()) if nb else None,
+    )
+
+
+def _row(model: str, band: str, lo: float, hi: float, nmr: tuple, hesr: tuple, thresholds: dict[str, float]) -> dict:
+    """One table row from (power mean, max, count) of NMR-S and of HESR-R."""
+    row = {"model": model, "band": band, "lo_hz": lo, "hi_hz": hi,
+           "n_tones": int(nmr[2]), "nmr_s_db": float(nmr[0]), "nmr_s_max_db": float(nmr[1]),
+           "n_tones_hesr": int(hesr[2]), "hesr_r_db": float(hesr[0]), "hesr_r_max_db": float(hesr[1])}
+    row["nmr_s_pass"] = None if math.isnan(row["nmr_s_db"]) else row["nmr_s_db"] < thresholds["nmr_s_db"]
+    row["hesr_r_pass"] = None if math.isnan(row["hesr_r_db"]) else row["hesr_r_db"] < thresholds["hesr_r_db"]
+    return row
+
+
+def _band_rows(name: str, scores: eval_scores.ToneScores, groups: torch.Tensor, bands: list[eval_grid.Band],
+               region: bool, thresholds: dict[str, float]) -> list[dict]:
+    """Table rows for one model: one per band, then "all" (every tone, whole spectrum)."""
+    everyone = torch.ones(1, groups.shape[1], dtype=torch.bool)
+    if region:  # every tone may put aliases (NMR-S) or harmonics (HESR-R) in any band
+        nmr_band = eval_scores.power_mean_db(scores.nmr_s_region, everyone.expand_as(groups))
+        hesr_band = eval_scores.power_mean_db(scores.hesr_r_region, everyone.expand_as(groups))
+    else:
+        nmr_band = eval_scores.power_mean_db(scores.nmr_s, groups)
+        hesr_band = eval_scores.power_mean_db(scores.hesr_r, groups)
+    nmr_all = eval_scores.power_mean_db(scores.nmr_s, everyone)
+    hesr_all = eval_scores.power_mean_db(scores.hesr_r, everyone)
+    rows = [_row(name, b.name, b.lo_hz, b.hi_hz, [t[i] for t in nmr_band], [t[i] for t in hesr_band], thresholds)
+            for i, b in enumerate(bands)]
+    rows.append(_row(name, "all", float("nan"), float("nan"), [t[0] for t in nmr_all], [t[0] for t in hesr_all], thresholds))
+    return rows
+
+
+def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False) -> EvalResult:
+    """Score teacher, baseline and student (any that are given; at least one) on the tone grid.
+
+    HESR-R needs the teacher; without it, it is n/a. A verdict is given when teacher, baseline and
+    student are all present. Models are copied to `device` in `cfg_eval.dtype`; the caller's are untouched.
+    """
+    _check_cfg(cfg_eval)
+    models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
+    if not models:
+        raise AaexpError("nothing to evaluate: give a student or a teacher")
+    device = torch.device(device)
+    dtype = getattr(torch, str(cfg_eval.dtype))
+    fs = _sample_rate(models)
+    grid = eval_grid.make_grid(cfg_eval, fs)
+    bands = eval_grid.parse_bands(cfg_eval.bands)
+    region = cfg_eval.group_by == "region"
+    thresholds = {"nmr_s_db": float(cfg_eval.thresholds.nmr_s_db), "hesr_r_db": float(cfg_eval.thresholds.hesr_r_db)}
+    warnings = []
+    if teacher is not None:
+        for name in ("baseline", "student"):
+            if name in models:
+                warnings += derivation_warnings(teacher, models[name], float(cfg_eval.derived.max_relative_l2), name)
+
+    nmr = NMRLoss(fs, reduction="none").to(device)
+    bin_masks = eval_grid.bin_band_masks(grid.n_window, fs, bands, device) if region else None
+    groups = eval_grid.f0_groups(grid, bands)
+    prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
+    responses, results = {}, {}
+    for name, model in prepared.items():
+        responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device, dtype, progress, desc=name)
+        if resp.unsettled:
+            worst = float(resp.mismatch_db[resp.unsettled].max())
+            hz = ", ".join(f"{float(grid.f0[i]):.1f}" for i in resp.unsettled[:6]) + (" ..." if len(resp.unsettled) > 6 else "")
+            warnings.append(f"{name}: {len(resp.unsettled)} tone(s) still not periodic after {cfg_eval.warmup.max_s:g} s of warm-up "
+                            f"(mismatch up to {worst:.0f} dB > {cfg_eval.warmup.tolerance_db:g} dB; f0 {hz} Hz): their scores include transient leakage")
+    teacher_y = responses["teacher"].y if "teacher" in responses else None
+    for name in prepared:
+        scores = _score(name, responses[name], teacher_y, grid, nmr, bin_masks, cfg_eval, progress)
+        results[name] = ModelEval(scores=scores, rows=_band_rows(name, scores, groups, bands, region, thresholds),
+                                  warmup=responses[name].warmup, mismatch_db=responses[name].mismatch_db,
+                                  unsettled=responses[name].unsettled)
+
+    verdict = None
+    if {"teacher", "baseline", "student"} <= set(models):
+        s = {r["band"]: r for r in results["student"].rows}
+        b = {r["band"]: r for r in results["baseline"].rows}
+        verdict = decide({k: r["nmr_s_db"] for k, r in s.items() if k != "all"}, s["all"]["hesr_r_db"], b["all"]["hesr_r_db"],
+                         thresholds["nmr_s_db"], float(cfg_eval.verdict.min_hesr_gain_db))
+
+    sweeps = {}
+    if cfg_eval.plots:
+        from aaexp.aa.eval_plots import log_sweep, spectrogram_db
+
+        x = log_sweep(fs, cfg_eval.sweep, dtype, device)
+        for name, model in prepared.items():
+            with torch.no_grad():
+                y = model(x)[0]
+            sweeps[name] = spectrogram_db(y, int(cfg_eval.sweep.n_fft), int(cfg_eval.sweep.hop))
+    meta = {
+        "fs": fs, "n_window": grid.n_window, "window_s": grid.n_window / fs, "group_by": cfg_eval.group_by,
+        "n_tones": len(grid), "f_min_hz": float(grid.f0.min()), "f_max_hz": float(grid.f0.max()),
+        "levels_dbfs": sorted({float(v) for v in grid.level_dbfs}), "max_snap_cents": grid.max_snap_cents,
+        "thresholds": thresholds, "floor_db": float(cfg_eval.floor_db), "aggregate": str(cfg_eval.aggregate),
+        "dtype": str(cfg_eval.dtype), "device": str(device),
+        "models": {k: {"architecture": getattr(v, "architecture", None), "sample_rate": float(v.sample_rate),
+                       "receptive_field": int(getattr(v, "receptive_field", 0) or 0)} for k, v in models.items()},
+    }
+    return EvalResult(grid=grid, bands=bands, models=results, verdict=verdict.decision if verdict else None,
+                      verdict_reason=verdict.reason if verdict else None, warnings=warnings, meta=meta,
+                      sweeps=sweeps, sweep_hop=int(cfg_eval.sweep.hop), sweep_range_db=float(cfg_eval.sweep.dynamic_range_db))
+
+
+__all__ = ["evaluate", "EvalResult", "derivation_warnings", "GROUP_BY"]
