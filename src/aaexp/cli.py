@@ -52,6 +52,23 @@ def check_experiments(args: list[str]) -> None:
                 raise AaexpError(f"unknown experiment '{name.strip()}'; available: {', '.join(names)}")
 
 
+class _JobErrorFilter:
+    """Hydra writes 'Error executing job with overrides: [...]' to stderr before re-raising;
+    keep that line's overrides for our one-line message instead of printing it."""
+
+    def __init__(self, stream):
+        self.stream, self.overrides = stream, None
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides:"):
+            self.overrides = text.split(":", 1)[1].strip()
+            return len(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def train(args: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -60,11 +77,19 @@ def train(args: list[str]) -> int:
 
     check_experiments(args)
     sys.argv = ["aaexp train", *args]
+    multirun = "-m" in args or "--multirun" in args
+    sys.stderr = filt = _JobErrorFilter(sys.stderr)
     try:
         train_app.main()
     except (HydraException, OmegaConfBaseException) as exc:
         # Config or override mistakes are usage errors: one line, exit 2.
         raise AaexpError(str(exc).strip().splitlines()[0]) from exc
+    except Exception as exc:
+        if multirun and filt.overrides:  # say which job of the sweep failed
+            raise type(exc)(f"job {filt.overrides}: {exc}") from exc
+        raise
+    finally:
+        sys.stderr = filt.stream
     return 0
 
 
@@ -111,3 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -108,6 +108,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None)
         metrics = entry(ctx) or {}
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     name = cfg.get("optimized_metric")
     if name:
         if name not in metrics:

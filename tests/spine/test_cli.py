@@ -1,0 +1,53 @@
+"""CLI dispatch, Hydra pass-through and one-line errors."""
+
+import pytest
+
+from aaexp import cli
+
+from .helpers import TOY_CONF, aaexp
+
+
+def test_top_level_help_lists_every_command(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("train", "eval", "report", "ui"):
+        assert f"  {name} " in out
+
+
+def test_unknown_command_is_one_line_exit_2(capsys):
+    assert cli.main(["trian"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown command 'trian'" in err
+
+
+def test_cfg_job_passes_through_to_hydra(tmp_path):
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "seed=7", "--cfg", "job")
+    assert r.returncode == 0, r.stderr
+    assert "seed: 7" in r.stdout and "name: toy" in r.stdout and "lr: 0.2" in r.stdout
+
+
+def test_train_help_is_hydras():
+    r = aaexp("train", "--help")
+    assert r.returncode == 0
+    assert "aaexp train: run an experiment" in r.stdout and "== Configuration groups ==" in r.stdout
+    assert "experiment:" in r.stdout  # groups are listed, so +experiment choices are discoverable
+
+
+def test_unknown_experiment_lists_available():
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=nope")
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "unknown experiment 'nope'" in err[0] and "toy_fast" in err[0]
+
+
+@pytest.mark.parametrize("override", ["no_such_key=1", "trainer=nonexistent", "seed=[unclosed"])
+def test_bad_override_is_one_line_exit_2(override):
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", override)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("aaexp train: error:"), r.stderr
+
+
+def test_debug_shows_traceback():
+    r = aaexp("--debug", "report", "--tracking-uri", "sqlite:////nonexistent-dir/x/mlflow.db")
+    assert r.returncode != 0 and "Traceback" in r.stderr
