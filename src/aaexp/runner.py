@@ -109,6 +109,9 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
         ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None)
         metrics = entry(ctx) or {}
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
+    print(f"Run {tracker.run_id} logged to MLflow ({tracker.client.tracking_uri}).\n"
+          f"Open it with `aaexp ui`, then http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{tracker.run_id}", flush=True)
     name = cfg.get("optimized_metric")
     if name:
         if name not in metrics:
