@@ -85,3 +85,18 @@ def test_tracking_uri_override_beats_environment(tmp_path, mlflow_uri):
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert _train(tmp_path, f"tracking.uri={other}").returncode == 0
     assert len(runs(other)) == 1 and runs(mlflow_uri) == []
+
+
+def test_resume_true_reopens_the_newest_unfinished_run(tmp_path, mlflow_uri):
+    assert _train(tmp_path, "toy.fail=true").returncode == 1
+    [(_, failed)] = runs(mlflow_uri)
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "resume=true", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [(_, resumed)] = runs(mlflow_uri)  # the same run, not a new one
+    assert resumed.info.run_id == failed.info.run_id and resumed.info.status == "FINISHED"
+    assert (tmp_path / "run" / "weights.txt").is_file()  # it wrote into the interrupted run's folder
+
+
+def test_resume_of_a_folder_that_is_no_run_is_one_line(tmp_path, mlflow_uri):
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", f"resume={tmp_path}", cwd=tmp_path)
+    assert r.returncode == 2 and "not a run directory" in r.stderr.strip().splitlines()[-1]
