@@ -1,0 +1,110 @@
+"""Test tones that are exactly periodic in a prime-length analysis window.
+
+With a window of N samples (N prime) and f0 = m·fs/N (m an integer, 1 ≤ m < N/2), harmonic k of
+f0 sits exactly on FFT bin k·m, and every harmonic that folds back over Nyquist lands on a bin
+that is *not* a multiple of m (N prime means m·h ≡ ±m·j (mod N) only for h ≡ ±j). Bandlimiting
+is then exact: see `aaexp.aa.bandlimit`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from aaexp.errors import AaexpError
+
+A4_HZ = 440.0
+A4_MIDI = 69.0
+
+
+def _is_prime(n: int) -> bool:
+    """Deterministic trial division; N is at most a few million samples here."""
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    for d in range(3, math.isqrt(n) + 1, 2):
+        if n % d == 0:
+            return False
+    return True
+
+
+def analysis_length(fs: int, seconds: float) -> int:
+    """The largest prime ≤ round(fs·seconds): the analysis/loss window length N in samples."""
+    target = int(round(float(fs) * float(seconds)))
+    if target < 5:
+        # m must satisfy 1 ≤ m < N/2, which needs N ≥ 3; 5 keeps at least two usable f0 values.
+        raise AaexpError(f"analysis window of {seconds} s at {fs} Hz is {target} samples; need at least 5")
+    n = target
+    while not _is_prime(n):
+        n -= 1
+    return n
+
+
+def snap_f0(f0, fs: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Snap frequencies to the nearest exactly periodic f0 = m·fs/n.
+
+    Args:
+        f0: frequencies in Hz, Tensor[B] (or anything torch.as_tensor takes).
+        fs: sample rate in Hz.
+        n: analysis window length (prime, see `analysis_length`).
+
+    Returns:
+        m: LongTensor[B], FFT bin of the fundamental, clamped to 1 ≤ m < n/2.
+        f0_snapped: Tensor[B] float64, m·fs/n in Hz.
+        cents: Tensor[B] float64, signed snap 1200·log2(f0_snapped / f0).
+    """
+    f0 = torch.as_tensor(f0, dtype=torch.float64).reshape(-1)
+    if not torch.isfinite(f0).all() or (f0 <= 0).any():
+        raise AaexpError("snap_f0: every f0 must be a finite frequency > 0 Hz")
+    m = torch.round(f0 * n / fs).long().clamp(1, (n - 1) // 2)
+    f0_snapped = m.to(torch.float64) * fs / n
+    cents = 1200.0 * torch.log2(f0_snapped / f0)
+    return m, f0_snapped, cents
+
+
+def max_snap_cents(fs: float, n: int, f_min: float) -> float:
+    """Worst-case |snap| in cents for any f0 ≥ f_min: half a bin (fs/2n) at the lowest f0."""
+    half_bin = 0.5 * fs / n
+    return 1200.0 * math.log2((f_min + half_bin) / f_min)
+
+
+def sine_batch(f0, amp, phase, fs: float, n_warmup: int, n_window: int,
+               dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+    """amp·sin(2π·f0·t + phase) for t = 0 .. (n_warmup + n_window − 1)/fs.
+
+    Pass snapped f0 (`snap_f0`) so that the last `n_window` samples are exactly periodic. The
+    phase is accumulated in float64 cycles and wrapped to [0, 1) before the sine, so even float32
+    output keeps the periodicity error at float32 rounding.
+
+    Args:
+        f0, amp, phase: Tensor[B] (Hz, linear gain, radians); scalars broadcast.
+        fs: sample rate in Hz.
+        n_warmup: samples before the analysis window (start-up transient, discarded later).
+        n_window: analysis window length N.
+
+    Shape:
+        output: Tensor[B x (n_warmup + n_window)] in `dtype` on `device`.
+    """
+    f0 = torch.as_tensor(f0, dtype=torch.float64, device=device).reshape(-1)
+    amp = torch.as_tensor(amp, dtype=torch.float64, device=device).reshape(-1)
+    phase = torch.as_tensor(phase, dtype=torch.float64, device=device).reshape(-1)
+    f0, amp, phase = torch.broadcast_tensors(f0, amp, phase)
+    k = torch.arange(int(n_warmup) + int(n_window), dtype=torch.float64, device=f0.device)
+    cycles = torch.remainder((f0 / float(fs)).unsqueeze(-1) * k, 1.0)
+    x = amp.unsqueeze(-1) * torch.sin(2.0 * math.pi * cycles + phase.unsqueeze(-1))
+    return x.to(dtype)
+
+
+def midi_to_hz(midi):
+    """MIDI note number → Hz (A4 = 69 = 440 Hz); Tensor in, float64 Tensor out."""
+    midi = torch.as_tensor(midi, dtype=torch.float64)
+    return A4_HZ * torch.pow(2.0, (midi - A4_MIDI) / 12.0)
+
+
+def hz_to_midi(hz):
+    """Hz → (fractional) MIDI note number; the inverse of `midi_to_hz`."""
+    hz = torch.as_tensor(hz, dtype=torch.float64)
+    return A4_MIDI + 12.0 * torch.log2(hz / A4_HZ)
