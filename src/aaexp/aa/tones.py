@@ -66,9 +66,11 @@ def snap_f0(f0, fs: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def max_snap_cents(fs: float, n: int, f_min: float) -> float:
-    """Worst-case |snap| in cents for any f0 ≥ f_min: half a bin (fs/2n) at the lowest f0."""
+    """Worst-case |snap| in cents for any f0 ≥ f_min: half a bin (fs/2n) down from the lowest f0."""
     half_bin = 0.5 * fs / n
-    return 1200.0 * math.log2((f_min + half_bin) / f_min)
+    if f_min <= half_bin:
+        return math.inf                       # f0 below half a bin snaps to m = 1: unbounded in cents
+    return 1200.0 * math.log2(f_min / (f_min - half_bin))
 
 
 def sine_batch(f0, amp, phase, fs: float, n_warmup: int, n_window: int,
