@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aaexp.aa.bandlimit import bandlimit, harmonic_mask
+from aaexp.aa.bandlimit import harmonic_mask
 
 
 def to_db(power_ratio: torch.Tensor, floor_db: float) -> torch.Tensor:
@@ -45,15 +45,26 @@ class ToneScores:
     hesr_r_region: torch.Tensor | None = None
 
 
-def nmr_s(nmr: torch.nn.Module, y: torch.Tensor, m: torch.Tensor, floor_db: float) -> torch.Tensor:
-    """Tensor[B] dB: NMR of y against its own bandlimited version. y: Tensor[B x N], m: LongTensor[B]."""
-    return nmr(y, bandlimit(y, m)).to(torch.float64).clamp_min(floor_db)
+def harmonic_part(spec: torch.Tensor, m: torch.Tensor, n: int) -> torch.Tensor:
+    """BL(y) from y's rfft: Tensor[B x N]. The same operation as aaexp.aa.bandlimit.bandlimit(y, m),
+    reusing a spectrum the scores need anyway (a prime-length FFT is the costly step)."""
+    return torch.fft.irfft(torch.where(harmonic_mask(m, n).to(spec.device), spec, 0), n=n)
 
 
-def nmr_s_by_region(nmr: torch.nn.Module, y: torch.Tensor, m: torch.Tensor, bin_masks: torch.Tensor, floor_db: float) -> torch.Tensor:
-    """Tensor[nb x B] dB: NMR-S counting only the alias components that lie in each band."""
-    n = y.shape[-1]
-    spec = torch.fft.rfft(y)
+def nmr_s(nmr: torch.nn.Module, y: torch.Tensor, spec: torch.Tensor, m: torch.Tensor, floor_db: float) -> torch.Tensor:
+    """Tensor[B] dB: NMR of y against its own bandlimited version.
+
+    y: Tensor[B x N], spec: its rfft Tensor[B x (N//2+1)], m: LongTensor[B].
+    """
+    return nmr(y, harmonic_part(spec, m, y.shape[-1])).to(torch.float64).clamp_min(floor_db)
+
+
+def nmr_s_by_region(nmr: torch.nn.Module, spec: torch.Tensor, m: torch.Tensor, n: int, bin_masks: torch.Tensor,
+                    floor_db: float) -> torch.Tensor:
+    """Tensor[nb x B] dB: NMR-S counting only the alias components that lie in each band.
+
+    Signal BL(y) + (aliases of y inside band b), reference BL(y). spec: rfft of y, Tensor[B x K].
+    """
     h = harmonic_mask(m, n).to(spec.device)
     ref = torch.fft.irfft(torch.where(h, spec, 0), n=n)
     alias = torch.where(h, 0, spec)                                    # B x K
@@ -64,23 +75,23 @@ def nmr_s_by_region(nmr: torch.nn.Module, y: torch.Tensor, m: torch.Tensor, bin_
     return vals.reshape(nb, b).to(torch.float64).clamp_min(floor_db)
 
 
-def hesr_r(y: torch.Tensor, y_teacher: torch.Tensor, m: torch.Tensor, floor_db: float,
+def hesr_r(spec: torch.Tensor, spec_teacher: torch.Tensor, m: torch.Tensor, n: int, floor_db: float,
            bin_masks: torch.Tensor | None = None, min_energy_db: float = -120.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(Tensor[B], Tensor[nb x B] or None) dB: ESR of BL(y) against BL(y_teacher), overall and per band.
 
-    A band scores a tone only where the teacher's harmonic energy there exceeds min_energy_db
-    relative to the tone's whole harmonic energy (NaN otherwise: nothing to compare).
+    spec, spec_teacher: rfft of the windows, Tensor[B x (N//2+1)]; by Parseval the time-domain
+    ESR of the bandlimited signals is a weighted sum over the harmonic bins. A band scores a tone
+    only where the teacher's harmonic energy there exceeds min_energy_db relative to the tone's
+    whole harmonic energy (NaN otherwise: nothing to compare).
     """
-    n = y.shape[-1]
-    ys, yt = torch.fft.rfft(y), torch.fft.rfft(y_teacher)
-    w = rfft_weights(n, y.device, y.dtype) * harmonic_mask(m, n).to(y.device)   # B x K
-    err = w * (ys - yt).abs().pow(2)
-    ref = w * yt.abs().pow(2)
+    w = rfft_weights(n, spec.device, spec.real.dtype) * harmonic_mask(m, n).to(spec.device)   # B x K
+    err = w * (spec - spec_teacher).abs().pow(2)
+    ref = w * spec_teacher.abs().pow(2)
     err_all, ref_all = err.sum(-1), ref.sum(-1)
     total = to_db(err_all / ref_all, floor_db).to(torch.float64)
     if bin_masks is None:
         return total, None
-    bm = bin_masks.to(y.device, y.dtype).unsqueeze(1)                   # nb x 1 x K
+    bm = bin_masks.to(spec.device, w.dtype).unsqueeze(1)               # nb x 1 x K
     err_b, ref_b = (err.unsqueeze(0) * bm).sum(-1), (ref.unsqueeze(0) * bm).sum(-1)
     present = ref_b > ref_all * 10.0 ** (min_energy_db / 10.0)
     region = to_db(err_b / ref_b, floor_db).to(torch.float64)

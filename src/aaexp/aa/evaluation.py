@@ -64,17 +64,19 @@ def _check_cfg(cfg_eval) -> None:
 def _score(name: str, resp: eval_response.Response, teacher_y: torch.Tensor | None, grid: eval_grid.ToneGrid,
            nmr: torch.nn.Module, bin_masks: torch.Tensor | None, cfg_eval, progress: bool) -> eval_scores.ToneScores:
     """Per-tone NMR-S and HESR-R of one model, in batches."""
-    floor = float(cfg_eval.floor_db)
+    floor, n = float(cfg_eval.floor_db), grid.n_window
     m = grid.m.to(resp.y.device)
     out: dict[str, list[torch.Tensor]] = {"nmr": [], "hesr": [], "nmr_r": [], "hesr_r": []}
     for idx in bar(eval_response.chunks(torch.arange(len(grid)), int(cfg_eval.batch_size)), enabled=progress, desc=f"scoring {name}"):
         idx = idx.to(resp.y.device)
         y = resp.y[idx]
-        out["nmr"].append(eval_scores.nmr_s(nmr, y, m[idx], floor).cpu())
+        spec = torch.fft.rfft(y)
+        out["nmr"].append(eval_scores.nmr_s(nmr, y, spec, m[idx], floor).cpu())
         if bin_masks is not None:
-            out["nmr_r"].append(eval_scores.nmr_s_by_region(nmr, y, m[idx], bin_masks, floor).cpu())
+            out["nmr_r"].append(eval_scores.nmr_s_by_region(nmr, spec, m[idx], n, bin_masks, floor).cpu())
         if teacher_y is not None:
-            total, region = eval_scores.hesr_r(y, teacher_y[idx], m[idx], floor, bin_masks, float(cfg_eval.region_min_energy_db))
+            spec_t = spec if teacher_y is resp.y else torch.fft.rfft(teacher_y[idx])
+            total, region = eval_scores.hesr_r(spec, spec_t, m[idx], n, floor, bin_masks, float(cfg_eval.region_min_energy_db))
             out["hesr"].append(total.cpu())
             if region is not None:
                 out["hesr_r"].append(region.cpu())
@@ -139,7 +141,7 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
             if name in models:
                 warnings += derivation_warnings(teacher, models[name], float(cfg_eval.derived.max_relative_l2), name)
 
-    nmr = NMRLoss(fs, reduction="none").to(device)
+    nmr = NMRLoss(fs, floor_db=float(cfg_eval.floor_db), reduction="none").to(device)
     bin_masks = eval_grid.bin_band_masks(grid.n_window, fs, bands, device) if region else None
     groups = eval_grid.f0_groups(grid, bands)
     prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
@@ -171,8 +173,7 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
 
         x = log_sweep(fs, cfg_eval.sweep, dtype, device)
         for name, model in prepared.items():
-            with torch.no_grad():
-                y = model(x)[0]
+            y = eval_response.forward(model, x)[0]
             sweeps[name] = spectrogram_db(y, int(cfg_eval.sweep.n_fft), int(cfg_eval.sweep.hop))
     meta = {
         "fs": fs, "n_window": grid.n_window, "window_s": grid.n_window / fs, "group_by": cfg_eval.group_by,
