@@ -1,0 +1,12 @@
+"""EQ tests train tiny MLPs: one intra-op thread is many times faster than two on a busy 2-core box."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
