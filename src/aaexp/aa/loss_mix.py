@@ -26,6 +26,7 @@ from aaexp.errors import AaexpError
 TERMS = ("esr_normal", "nmr", "dc", "mesr", "esr", "asr", "harmonic")
 # Terms that read harmonic bins, so they need the full N-sample periodic window in one piece.
 WHOLE_WINDOW_TERMS = frozenset({"mesr", "esr", "asr", "harmonic"})
+LAMBDA_TERMS = ("esr_normal", "nmr")  # the pair λ sets
 
 
 def lambda_weights(lam: float) -> dict[str, float]:
@@ -54,12 +55,21 @@ def lambda_at(loss_cfg: DictConfig, epoch: int, max_epochs: int) -> float | None
 
 
 def term_weights(loss_cfg: DictConfig, lam: float | None) -> dict[str, float]:
-    """The configured weights with esr_normal/nmr replaced by λ's (when λ is not null)."""
+    """Every term's weight: esr_normal/nmr from λ, or (λ null) as given in `loss.weights`.
+
+    Giving both λ and an explicit esr_normal/nmr weight is refused rather than silently resolved.
+    """
     given = OmegaConf.to_container(loss_cfg.weights, resolve=True)
     unknown = sorted(set(given) - set(TERMS))
     if unknown:
         raise AaexpError(f"loss.weights has unknown term(s) {unknown}; known: {', '.join(TERMS)}")
-    weights = {t: float(given.get(t, 0.0)) for t in TERMS}
+    explicit = [t for t in LAMBDA_TERMS if given.get(t) is not None]
+    if lam is not None and explicit:
+        raise AaexpError(f"loss.lam={lam} sets the {'/'.join(LAMBDA_TERMS)} weights, but loss.weights gives "
+                         f"{explicit} too: set loss.lam=null to use explicit weights")
+    if lam is None and len(explicit) < len(LAMBDA_TERMS):
+        raise AaexpError(f"loss.lam is null: give loss.weights.esr_normal and loss.weights.nmr explicitly")
+    weights = {t: float(given.get(t) or 0.0) for t in TERMS}
     if lam is not None:
         weights.update(lambda_weights(lam))
     bad = [t for t, w in weights.items() if w < 0 or not math.isfinite(w)]

@@ -178,6 +178,7 @@ class Trainer:
             train_s = time.perf_counter() - t0
             metrics = {f"train/{n}": v / n_batches for n, v in sums.items()}
             metrics.update(self.validate())
+            metrics.update({f"weight/{n}": w for n, w in weights.items() if w})
             metrics.update({"lambda": lam,  # None (explicit weights) is not logged
                             "lr": self.optimizer.param_groups[0]["lr"],
                             "perf/epoch_s": time.perf_counter() - t0, "perf/train_s": train_s,
