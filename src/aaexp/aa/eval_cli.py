@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -76,7 +77,11 @@ def load_models(args) -> dict:
     if args.baseline and not args.teacher:
         raise AaexpError("--baseline needs --teacher: the verdict compares HESR-R, which is measured against the teacher")
     paths = {k: getattr(args, k) for k in ("teacher", "baseline", "student") if getattr(args, k)}
-    models = {k: load_model(Path(p)) for k, p in paths.items()}
+    with warnings.catch_warnings(record=True) as caught:  # e.g. "no sample rate in the file": one line each
+        warnings.simplefilter("always")
+        models = {k: load_model(Path(p)) for k, p in paths.items()}
+    for w in caught:
+        print(f"aaexp eval: warning: {str(w.message).splitlines()[0]}", file=sys.stderr)
     if "teacher" in models:
         fs = float(models["teacher"].sample_rate)
         for name in ("baseline", "student"):

@@ -3,7 +3,10 @@
 Explicit and visible on purpose: the input is resampled to the model's rate with
 scipy.signal.resample_poly (Kaiser-windowed polyphase FIR, zero-phase), the model runs, and its
 output is resampled back. The resampler's low-pass removes whatever the model puts between the two
-Nyquist frequencies, so HESR-R then measures the model *and* the resampler.
+Nyquist frequencies, so HESR-R then measures the model *and* the resampler. And the aliases the
+model makes at its own rate are not on the evaluation window's bins: they are not periodic in the
+window, so they leak into neighbouring bins (still counted as non-harmonic, except the little that
+lands on harmonic bins). The evaluator therefore does not lengthen the warm-up for such a model.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Resampled(torch.nn.Module):
         ratio = Fraction(round(self.source_rate), round(self.sample_rate))
         self.up, self.down = ratio.numerator, ratio.denominator
         self.architecture = getattr(model, "architecture", None)
+        self.exactly_periodic = False   # see the module docstring
         scale = self.sample_rate / self.source_rate
         self.receptive_field = math.ceil(int(getattr(model, "receptive_field", 0) or 0) * scale)
         # resample_poly's filter spans about 10·max(up, down) samples at the up-sampled rate on each

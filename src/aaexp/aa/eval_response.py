@@ -93,8 +93,10 @@ def steady_response(model, grid: ToneGrid, cfg_warmup, batch_size: int, device, 
     fs, n = grid.fs, grid.n_window
     check = check_length(cfg_warmup, fs)
     tol = float(cfg_warmup.tolerance_db)
-    n_max = max(round(float(cfg_warmup.max_s) * fs), check)
     n_w = initial_warmup(cfg_warmup, fs, getattr(model, "receptive_field", 0))
+    # A model run at another rate (eval_resample) is never exactly periodic here: no lengthening.
+    periodic = getattr(model, "exactly_periodic", True)
+    n_max = max(round(float(cfg_warmup.max_s) * fs), check) if periodic else n_w
     y = torch.empty(len(grid), n, dtype=dtype, device=device)
     warm = torch.full((len(grid),), n_w, dtype=torch.long)
     mismatch = torch.empty(len(grid), dtype=torch.float64)
@@ -109,4 +111,4 @@ def steady_response(model, grid: ToneGrid, cfg_warmup, batch_size: int, device, 
         if todo.numel() == 0 or n_w >= n_max:
             break
         n_w = min(2 * n_w, n_max)
-    return Response(y=y, warmup=warm, mismatch_db=mismatch, unsettled=todo.tolist())
+    return Response(y=y, warmup=warm, mismatch_db=mismatch, unsettled=todo.tolist() if periodic else [])

@@ -147,6 +147,9 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
     prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
     responses, results = {}, {}
     for name, model in prepared.items():
+        if not getattr(model, "exactly_periodic", True):
+            warnings.append(f"{name}: runs at {model.source_rate:g} Hz, resampled to {fs} Hz; its own aliases are not periodic in "
+                            f"the window and leak across bins, and its scores include the resampler")
         responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device, dtype, progress, desc=name)
         if resp.unsettled:
             worst = float(resp.mismatch_db[resp.unsettled].max())
