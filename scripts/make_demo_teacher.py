@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
             with torch.no_grad():
                 val = esr_db(model(x_val_t, pad_start=False), y_val)
             model.train()
-            history.append({"step": step, "train_esr_db": round(10 * math.log10(float(loss)), 2), "val_esr_db": round(val, 2)})
+            history.append({"step": step, "train_esr_db": round(10 * math.log10(float(loss.detach())), 2), "val_esr_db": round(val, 2)})
             print(f"step {step:5d}  train ESR {history[-1]['train_esr_db']:7.2f} dB  val ESR {val:7.2f} dB  "
                   f"{time.time() - t0:6.0f} s", flush=True)
     model.eval()

@@ -47,7 +47,7 @@ def _check_model_data(md: dict, path: Path) -> None:
         raise ModelFileError(path, "model_data: " + "; ".join(
             ([f"unknown keys {extra}"] if extra else []) + ([f"missing keys {missing}"] if missing else [])))
     if md["model"] != "SimpleRNN":
-        raise ModelFileError(path, f"unknown architecture model_data.model={md['model']!r} (expected SimpleRNN)")
+        raise ModelFileError(path, f"unknown architecture {md['model']!r} in model_data.model (supported: SimpleRNN)")
     if md["unit_type"] != "LSTM":
         raise ModelFileError(path, f"unit_type {md['unit_type']!r} is not supported (only LSTM)")
     if md["input_size"] != 1 or md["output_size"] != 1:
