@@ -22,19 +22,24 @@ from aaexp.progress import bar
 GROUP_BY = ("f0", "region")
 
 
+def relative_l2(teacher: torch.nn.Module, student: torch.nn.Module) -> float | None:
+    """||w_student - w_teacher|| / ||w_teacher|| over all parameters; None when the shapes differ."""
+    tp = [p.detach().to("cpu", torch.float64).flatten() for p in teacher.parameters()]
+    sp = [p.detach().to("cpu", torch.float64).flatten() for p in student.parameters()]
+    if not tp or [p.numel() for p in tp] != [p.numel() for p in sp]:
+        return None
+    t, s = torch.cat(tp), torch.cat(sp)
+    return float((s - t).norm() / t.norm().clamp_min(1e-300))
+
+
 def derivation_warnings(teacher: torch.nn.Module, student: torch.nn.Module, max_relative_l2: float, name: str = "student") -> list[str]:
     """Reasons to doubt that `student` was fine-tuned from `teacher` (then HESR-R compares unrelated models)."""
     ta, sa = getattr(teacher, "architecture", None), getattr(student, "architecture", None)
     if ta != sa:
         return [f"the {name} ({sa}) and the teacher ({ta}) are different architectures: HESR-R compares unrelated models"]
-    tp = [p.detach().to("cpu", torch.float64).flatten() for p in teacher.parameters()]
-    sp = [p.detach().to("cpu", torch.float64).flatten() for p in student.parameters()]
-    if [p.numel() for p in tp] != [p.numel() for p in sp]:
+    rel = relative_l2(teacher, student)
+    if rel is None:
         return [f"the {name}'s weights are shaped differently from the teacher's: it was not fine-tuned from it"]
-    if not tp:
-        return []
-    t, s = torch.cat(tp), torch.cat(sp)
-    rel = float((s - t).norm() / t.norm().clamp_min(1e-300))
     if rel > max_relative_l2:
         return [f"the {name}'s weights are far from the teacher's (relative L2 distance {rel:.2f} > {max_relative_l2:g}): "
                 f"it does not look fine-tuned from this teacher, so HESR-R may compare unrelated models"]
@@ -118,6 +123,31 @@ def _band_rows(name: str, scores: eval_scores.ToneScores, groups: torch.Tensor, 
     return rows
 
 
+def _responses(prepared: dict, grid: eval_grid.ToneGrid, cfg_eval, device, dtype, progress: bool, warnings: list[str]) -> dict:
+    """Each model's steady-state windows; adds a warning for tones that never became periodic."""
+    responses = {}
+    for name, model in prepared.items():
+        if not getattr(model, "exactly_periodic", True):
+            warnings.append(f"{name}: runs at {model.source_rate:g} Hz, resampled to {grid.fs} Hz; its own aliases are not periodic in "
+                            f"the window and leak across bins, and its scores include the resampler")
+        responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device, dtype, progress, desc=name)
+        if resp.unsettled:
+            worst = float(resp.mismatch_db[resp.unsettled].max())
+            hz = ", ".join(f"{float(grid.f0[i]):.1f}" for i in resp.unsettled[:6]) + (" ..." if len(resp.unsettled) > 6 else "")
+            warnings.append(f"{name}: {len(resp.unsettled)} tone(s) still not periodic after {cfg_eval.warmup.max_s:g} s of warm-up "
+                            f"(mismatch up to {worst:.0f} dB > {cfg_eval.warmup.tolerance_db:g} dB; f0 {hz} Hz): their scores include transient leakage")
+    return responses
+
+
+def _sweep_spectrograms(prepared: dict, fs: int, cfg_eval, device, dtype) -> dict:
+    """{model: spectrogram dB} of each model's response to the log sine sweep."""
+    from aaexp.aa.eval_plots import log_sweep, spectrogram_db
+
+    x = log_sweep(fs, cfg_eval.sweep, dtype, device)
+    return {name: spectrogram_db(eval_response.forward(model, x)[0], int(cfg_eval.sweep.n_fft), int(cfg_eval.sweep.hop))
+            for name, model in prepared.items()}
+
+
 def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False) -> EvalResult:
     """Score teacher, baseline and student (any that are given; at least one) on the tone grid.
 
@@ -128,40 +158,31 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
     models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
     if not models:
         raise AaexpError("nothing to evaluate: give a student or a teacher")
-    device = torch.device(device)
-    dtype = getattr(torch, str(cfg_eval.dtype))
+    device, dtype = torch.device(device), getattr(torch, str(cfg_eval.dtype))
     fs = _sample_rate(models)
     grid = eval_grid.make_grid(cfg_eval, fs)
     bands = eval_grid.parse_bands(cfg_eval.bands)
     region = cfg_eval.group_by == "region"
     thresholds = {"nmr_s_db": float(cfg_eval.thresholds.nmr_s_db), "hesr_r_db": float(cfg_eval.thresholds.hesr_r_db)}
-    warnings = []
+    warnings: list[str] = []
+    distances = {}
     if teacher is not None:
         for name in ("baseline", "student"):
             if name in models:
                 warnings += derivation_warnings(teacher, models[name], float(cfg_eval.derived.max_relative_l2), name)
+                distances[name] = relative_l2(teacher, models[name])
 
+    prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
+    responses = _responses(prepared, grid, cfg_eval, device, dtype, progress, warnings)
     nmr = NMRLoss(fs, floor_db=float(cfg_eval.floor_db), reduction="none").to(device)
     bin_masks = eval_grid.bin_band_masks(grid.n_window, fs, bands, device) if region else None
     groups = eval_grid.f0_groups(grid, bands)
-    prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
-    responses, results = {}, {}
-    for name, model in prepared.items():
-        if not getattr(model, "exactly_periodic", True):
-            warnings.append(f"{name}: runs at {model.source_rate:g} Hz, resampled to {fs} Hz; its own aliases are not periodic in "
-                            f"the window and leak across bins, and its scores include the resampler")
-        responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device, dtype, progress, desc=name)
-        if resp.unsettled:
-            worst = float(resp.mismatch_db[resp.unsettled].max())
-            hz = ", ".join(f"{float(grid.f0[i]):.1f}" for i in resp.unsettled[:6]) + (" ..." if len(resp.unsettled) > 6 else "")
-            warnings.append(f"{name}: {len(resp.unsettled)} tone(s) still not periodic after {cfg_eval.warmup.max_s:g} s of warm-up "
-                            f"(mismatch up to {worst:.0f} dB > {cfg_eval.warmup.tolerance_db:g} dB; f0 {hz} Hz): their scores include transient leakage")
     teacher_y = responses["teacher"].y if "teacher" in responses else None
-    for name in prepared:
-        scores = _score(name, responses[name], teacher_y, grid, nmr, bin_masks, cfg_eval, progress)
+    results = {}
+    for name, resp in responses.items():
+        scores = _score(name, resp, teacher_y, grid, nmr, bin_masks, cfg_eval, progress)
         results[name] = ModelEval(scores=scores, rows=_band_rows(name, scores, groups, bands, region, thresholds),
-                                  warmup=responses[name].warmup, mismatch_db=responses[name].mismatch_db,
-                                  unsettled=responses[name].unsettled)
+                                  warmup=resp.warmup, mismatch_db=resp.mismatch_db, unsettled=resp.unsettled)
 
     verdict = None
     if {"teacher", "baseline", "student"} <= set(models):
@@ -169,21 +190,13 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
         b = {r["band"]: r for r in results["baseline"].rows}
         verdict = decide({k: r["nmr_s_db"] for k, r in s.items() if k != "all"}, s["all"]["hesr_r_db"], b["all"]["hesr_r_db"],
                          thresholds["nmr_s_db"], float(cfg_eval.verdict.min_hesr_gain_db))
-
-    sweeps = {}
-    if cfg_eval.plots:
-        from aaexp.aa.eval_plots import log_sweep, spectrogram_db
-
-        x = log_sweep(fs, cfg_eval.sweep, dtype, device)
-        for name, model in prepared.items():
-            y = eval_response.forward(model, x)[0]
-            sweeps[name] = spectrogram_db(y, int(cfg_eval.sweep.n_fft), int(cfg_eval.sweep.hop))
+    sweeps = _sweep_spectrograms(prepared, fs, cfg_eval, device, dtype) if cfg_eval.plots else {}
     meta = {
         "fs": fs, "n_window": grid.n_window, "window_s": grid.n_window / fs, "group_by": cfg_eval.group_by,
         "n_tones": len(grid), "f_min_hz": float(grid.f0.min()), "f_max_hz": float(grid.f0.max()),
         "levels_dbfs": sorted({float(v) for v in grid.level_dbfs}), "max_snap_cents": grid.max_snap_cents,
         "thresholds": thresholds, "floor_db": float(cfg_eval.floor_db), "aggregate": str(cfg_eval.aggregate),
-        "dtype": str(cfg_eval.dtype), "device": str(device),
+        "dtype": str(cfg_eval.dtype), "device": str(device), "relative_l2_to_teacher": distances,
         "models": {k: {"architecture": getattr(v, "architecture", None), "sample_rate": float(v.sample_rate),
                        "receptive_field": int(getattr(v, "receptive_field", 0) or 0)} for k, v in models.items()},
     }
@@ -192,4 +205,4 @@ def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool =
                       sweeps=sweeps, sweep_hop=int(cfg_eval.sweep.hop), sweep_range_db=float(cfg_eval.sweep.dynamic_range_db))
 
 
-__all__ = ["evaluate", "EvalResult", "derivation_warnings", "GROUP_BY"]
+__all__ = ["evaluate", "EvalResult", "derivation_warnings", "relative_l2", "GROUP_BY"]
