@@ -77,5 +77,5 @@ def test_on_safe_db_v1_decodes_impossible_frequencies_and_v2_does_not(tmp_path, 
 def test_missing_data_file_is_a_one_line_error(tmp_path, store, capsys):
     code = cli.main(["train", "+experiment=eq_v2", "trainer=quick", "data.path=no/such/safe.csv", f"hydra.run.dir={tmp_path}"])
     err = capsys.readouterr().err
-    ours = [line for line in err.splitlines() if line.startswith("aaexp")]
+    ours = [line for line in err.splitlines() if line.startswith("aaexp train: error:")]
     assert code == 2 and len(ours) == 1 and "no such file" in ours[0] and "Traceback" not in err

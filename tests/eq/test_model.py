@@ -74,3 +74,36 @@ def test_model_file_round_trip(tmp_path, ranges, exp):
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(AaexpError, match="not an"):
         load_model(tmp_path / "x.pt")
+
+
+@pytest.mark.slow
+def test_eval_cli_decodes_from_a_model_file(tmp_path, ranges, mlflow_uri):
+    """`aaexp eval --eq-model`: tables, plot and JSON from the stored centroids; unknown words fail in one line."""
+    import json
+
+    from aaexp import tracking
+    from aaexp.eq import eval_cli
+    from aaexp.evaluate import build_parser
+
+    torch.manual_seed(3)
+    cfg = compose(["+experiment=eq_v2"])
+    rng = np.random.default_rng(3)
+    cents = {"warm": rng.uniform(-1, 1, cfg.model.latent_dim), "bright": rng.uniform(-1, 1, cfg.model.latent_dim)}
+    trained = TrainedEq(eq_model.build(cfg.model, ranges).eval(), normalise.build(cfg.model.norm, np.empty((0, 13))), ranges, cents)
+    path = save_model(tmp_path / "eq_model.pt", trained, cfg.model, cfg.data.plugin, {})
+    parser = build_parser([("eq", eval_cli)])
+    args = parser.parse_args(["--eq-model", str(path), "--eq-alphas", "0", "0.5", "1", "--out", str(tmp_path / "out"),
+                              "--json", str(tmp_path / "r.json")])
+    assert eval_cli.claims(args) and eval_cli.run(args) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [d["name"] for d in res["decoded"]] == ["warm", "bright"] and len(res["interpolation"]) == 3
+    # the numbers are the model's own decoding of the stored centroids, and the midpoint that of the mean
+    np.testing.assert_allclose(res["decoded"][0]["band5_freq_hz"], trained.decode(cents["warm"][None])[0, 12])
+    mid = trained.decode(((cents["warm"] + cents["bright"]) / 2)[None])[0]
+    np.testing.assert_allclose(res["interpolation"][1]["band1_gain_db"], mid[0])
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"eq_decoded.md", "eq_interpolation.md", "eq_responses.png"}
+    run = tracking.client().search_runs([tracking.client().get_experiment_by_name("aaexp-eq").experiment_id])[0]
+    assert run.data.metrics["eval/valid_share/decoded"] == np.mean([d["valid"] for d in res["decoded"]])
+    bad = parser.parse_args(["--eq-model", str(path), "--eq-words", "crunchy", "--no-log"])
+    with pytest.raises(AaexpError, match="crunchy"):
+        eval_cli.run(bad)

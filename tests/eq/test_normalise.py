@@ -76,3 +76,21 @@ def test_v1_inverse_is_linear_and_unbounded():
     z = normalise.build(compose(["+experiment=eq_v1"]).model.norm, p)
     big = torch.full((1, 13), 10.0)
     np.testing.assert_allclose(z.inverse(big).numpy()[0], p.mean(0) + 10 * p.std(0), rtol=1e-6)
+
+
+def test_v2_with_the_plugins_per_band_ranges_decodes_only_valid_settings():
+    """model.norm.freq_hz='${data.plugin.freq_hz}': every point of [0, 1]^13 is a valid plugin setting."""
+    from aaexp.eq.params import PluginRanges
+
+    cfg = compose(["+experiment=eq_v2", "model.norm.freq_hz=${data.plugin.freq_hz}"])
+    n = normalise.build(cfg.model.norm, np.empty((0, 13)))
+    ranges = PluginRanges.from_cfg(cfg.data.plugin)
+    y = np.random.default_rng(6).uniform(0, 1, (2000, 13))
+    y[:2] = [[0] * 13, [1] * 13]
+    x = n.inverse(torch.tensor(y)).numpy()
+    assert ranges.valid(x).all()
+    np.testing.assert_allclose(x[0, FREQ_IDX], [22, 82, 180, 220, 580], rtol=1e-12)
+    np.testing.assert_allclose(x[1, FREQ_IDX], [1000, 3900, 4700, 10000, 20000], rtol=1e-12)
+    # band 2: log10 between 82 and 3,900 Hz
+    np.testing.assert_allclose(y[:, 3], (np.log10(x[:, 3]) - np.log10(82)) / (np.log10(3900) - np.log10(82)), atol=1e-12)
+    np.testing.assert_allclose(normalise.from_state(n.state()).forward(torch.tensor(x)).numpy(), y, atol=1e-12)

@@ -40,7 +40,8 @@ def _tilt(params: np.ndarray, ev_cfg, fs: float, shelf_q: float) -> float:
     return metrics.band_tilt_db(params, tuple(ev_cfg.semantic.low_mid_hz), tuple(ev_cfg.semantic.high_hz), fs, shelf_q)
 
 
-def _decoded(name: str, params: np.ndarray, trained: TrainedEq, ev_cfg) -> Decoded:
+def decode_setting(name: str, params: np.ndarray, trained: TrainedEq, ev_cfg) -> Decoded:
+    """One physical setting with its validity, out-of-range note and low-mid minus high tilt."""
     fs, sq = float(ev_cfg.response.sample_rate), trained.ranges.shelf_q
     valid = bool(trained.ranges.valid(params[None])[0])
     return Decoded(name, params, valid, _tilt(params, ev_cfg, fs, sq), "" if valid else describe_invalid(params, trained.ranges))
@@ -84,7 +85,7 @@ def evaluate(trained: TrainedEq, data: EqData, train_idx: np.ndarray, val_idx: n
     words = list(ev_cfg.descriptors) + [w for w in data.descriptors if w not in ev_cfg.descriptors]
     words = [w for w in words if w in cents]
     settings = trained.decode(np.stack([cents[w] for w in words]))
-    desc = [_decoded(w, p, trained, ev_cfg) for w, p in zip(words, settings)]
+    desc = [decode_setting(w, p, trained, ev_cfg) for w, p in zip(words, settings)]
     m["eval/valid_share/centroids"] = float(np.mean([d.valid for d in desc]))
     freqs = settings[:, FREQ_IDX]
     m["eval/decoded_freq_hz/min"], m["eval/decoded_freq_hz/max"] = float(freqs.min()), float(freqs.max())
@@ -105,14 +106,20 @@ def evaluate(trained: TrainedEq, data: EqData, train_idx: np.ndarray, val_idx: n
     a, b = (str(w) for w in ev_cfg.interpolate)
     interp, path = [], np.empty((0, latent.shape[1]))
     if a in cents and b in cents:
-        path = metrics.interpolate(cents[a], cents[b], ev_cfg.alphas)
-        for alpha, p in zip(ev_cfg.alphas, trained.decode(path)):
-            d = _decoded(f"{a}->{b} a={float(alpha):.2f}", p, trained, ev_cfg)
-            interp.append(d)
+        interp, path = morph(trained, cents, a, b, ev_cfg.alphas, ev_cfg)
+        for alpha, d in zip(ev_cfg.alphas, interp):
             m[f"eval/interp_valid/a{float(alpha):.2f}"] = float(d.valid)
             m[f"eval/interp_tilt_db/a{float(alpha):.2f}"] = d.tilt_db
         m["eval/valid_share/interp"] = float(np.mean([d.valid for d in interp]))
     return Evaluation(m, latent, split, desc, interp, path, cents)
+
+
+def morph(trained: TrainedEq, cents: dict[str, np.ndarray], a: str, b: str, alphas, ev_cfg) -> tuple[list[Decoded], np.ndarray]:
+    """Decoded settings along the straight latent line from centroid `a` to centroid `b`.
+    Returns (one Decoded per alpha, the latent path Array[len(alphas) x D])."""
+    path = metrics.interpolate(cents[a], cents[b], alphas)
+    rows = [decode_setting(f"{a}->{b} a={float(alpha):.2f}", p, trained, ev_cfg) for alpha, p in zip(alphas, trained.decode(path))]
+    return rows, path
 
 
 def table_markdown(rows: list[Decoded], counts: dict[str, int] | None = None) -> str:

@@ -34,6 +34,7 @@ class TrainedEq:
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latent codes to physical settings. Array[N x latent_dim] -> Array[N x 13] (dB, Hz, Q)."""
         dev = next(self.model.parameters()).device
+        self.model.eval()  # no dropout when decoding
         with torch.no_grad():
             y = self.model.decoder(torch.as_tensor(np.asarray(z), dtype=torch.float32, device=dev))
             return self.normaliser.inverse(y.double()).cpu().numpy()
@@ -41,6 +42,7 @@ class TrainedEq:
     def encode(self, params: np.ndarray) -> np.ndarray:
         """Physical settings to latent codes. Array[N x 13] -> Array[N x latent_dim]."""
         dev = next(self.model.parameters()).device
+        self.model.eval()
         with torch.no_grad():
             x = self.normaliser.forward(torch.as_tensor(np.asarray(params), dtype=torch.float64)).float().to(dev)
             return self.model.encoder(x)[0].double().cpu().numpy()

@@ -42,18 +42,26 @@ class ZScore:
 
 
 class LogMinMax:
-    """V2: gains min-max from dB; frequencies and Q through log10 first; all to [0, 1] with fixed bounds."""
+    """V2: gains min-max from dB; frequencies and Q through log10 first; all to [0, 1] with fixed bounds.
+
+    `freq_hz` is one [lo, hi] for every band (the original V2: 20-20,000 Hz) or one pair per band
+    (e.g. the plugin's own ranges, so that any [0, 1] output is a valid setting).
+    """
 
     kind = "log_minmax"
 
     def __init__(self, gain_db, freq_hz, q):
+        f = np.asarray([list(b) for b in freq_hz] if np.ndim(freq_hz[0]) else list(freq_hz), dtype=np.float64)
+        f = np.broadcast_to(f, (len(FREQ_IDX), 2)) if f.shape == (2,) else f
+        if f.shape != (len(FREQ_IDX), 2) or (f <= 0).any():
+            raise AaexpError(f"model.norm.freq_hz must be [lo, hi] or {len(FREQ_IDX)} such pairs, all > 0 Hz")
         lo, hi = torch.empty(N_PARAMS, dtype=torch.float64), torch.empty(N_PARAMS, dtype=torch.float64)
         lo[GAIN_IDX], hi[GAIN_IDX] = float(gain_db[0]), float(gain_db[1])
-        lo[FREQ_IDX], hi[FREQ_IDX] = math.log10(freq_hz[0]), math.log10(freq_hz[1])
+        lo[FREQ_IDX], hi[FREQ_IDX] = torch.from_numpy(np.log10(f[:, 0])), torch.from_numpy(np.log10(f[:, 1]))
         lo[Q_IDX], hi[Q_IDX] = math.log10(q[0]), math.log10(q[1])
         if not bool((hi > lo).all()):
             raise AaexpError("model.norm bounds must be increasing (lo < hi) for gain, frequency and Q")
-        self.bounds = {"gain_db": list(map(float, gain_db)), "freq_hz": list(map(float, freq_hz)), "q": list(map(float, q))}
+        self.bounds = {"gain_db": list(map(float, gain_db)), "freq_hz": f.tolist(), "q": list(map(float, q))}
         self.lo, self.hi = lo, hi
         self.is_log = torch.zeros(N_PARAMS, dtype=torch.bool)
         self.is_log[FREQ_IDX + Q_IDX] = True

@@ -19,16 +19,16 @@ def _draw(ax, d: Decoded, freqs, fs, shelf_q, **kw) -> None:
     ax.semilogx(freqs, r, label=label, linestyle="-" if d.valid else "--", **kw)
 
 
-def responses(ev: Evaluation, ev_cfg, shelf_q: float, title: str):
-    """Left: the tabulated descriptors; right: the interpolation steps. Returns a Figure."""
+def responses(descriptors: list[Decoded], interpolation: list[Decoded], ev_cfg, shelf_q: float, title: str):
+    """Left: the decoded descriptors; right: the interpolation steps. Returns a Figure."""
     rc = ev_cfg.response
     fs, freqs = float(rc.sample_rate), log_freqs(float(rc.f_min_hz), float(rc.f_max_hz), int(rc.n_freqs))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
-    for d in [d for d in ev.descriptors if d.name in list(ev_cfg.descriptors)]:
+    for d in descriptors:
         _draw(axes[0], d, freqs, fs, shelf_q, linewidth=2)
     cmap = plt.get_cmap("coolwarm")
-    for i, d in enumerate(ev.interpolation):
-        _draw(axes[1], d, freqs, fs, shelf_q, color=cmap(i / max(len(ev.interpolation) - 1, 1)))
+    for i, d in enumerate(interpolation):
+        _draw(axes[1], d, freqs, fs, shelf_q, color=cmap(i / max(len(interpolation) - 1, 1)))
     for ax, t in zip(axes, ["decoded from latent centroids", "interpolation between centroids"]):
         for lo_hi, c in ((ev_cfg.semantic.low_mid_hz, "tab:orange"), (ev_cfg.semantic.high_hz, "tab:blue")):
             ax.axvspan(*lo_hi, color=c, alpha=0.06)

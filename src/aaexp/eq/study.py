@@ -86,7 +86,8 @@ def _run(ctx) -> dict[str, float]:
     ctx.tracker.log_dict({"metrics": m, "decoded": evaluation.as_dict(ev.descriptors),
                           "interpolation": evaluation.as_dict(ev.interpolation)}, "results.json")
     title = f"{cfg.model.name} on {'SAFE-DB' if cfg.data.path else 'synthetic data'} ({n_epochs} epochs)"
-    ctx.tracker.log_figure(plots.responses(ev, cfg.eval, ranges.shelf_q, title), "plots/eq_responses.png")
+    ctx.tracker.log_figure(plots.responses([d for d in ev.descriptors if d.name in cfg.eval.descriptors], ev.interpolation,
+                                                   cfg.eval, ranges.shelf_q, title), "plots/eq_responses.png")
     ctx.tracker.log_figure(plots.latent_projection(ev, data.labels, int(cfg.eval.projection_top_k), list(cfg.eval.interpolate), title),
                            "plots/latent_pca.png")
     ctx.tracker.log_figure(plots.losses(result.history, title), "plots/losses.png")
