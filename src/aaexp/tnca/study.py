@@ -173,7 +173,7 @@ def train(ctx, s: Setup) -> TrainState:
         opt.step()
         st.iteration = it + 1
         pbar.set_postfix(loss=f"{total.item():.4g}")
-        if st.iteration % int(tr.log_every) == 0 or st.iteration == int(tr.iterations):
+        if st.iteration % int(tr.log_every) == 0 or st.iteration in (1, int(tr.iterations)):  # 1: the starting point
             vals = {k: v.item() for k, v in terms.items()}
             vals.update(edge_metric(s, outs, edge_frames))
             vals["perf/iter_per_s"] = (st.iteration - done0) / max(time.perf_counter() - t0, 1e-9)

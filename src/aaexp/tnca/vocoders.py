@@ -26,7 +26,7 @@ def griffin_lim(magnitude: torch.Tensor, c: VocoderContract, n_iter: int = 64, m
     respect to `magnitude`; with `detach_phase` only through the last synthesis (phase held fixed).
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    phase = torch.rand(magnitude.shape, generator=gen).to(magnitude.device) * 2 * torch.pi
+    phase = torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype).to(magnitude.device) * 2 * torch.pi
     angles = torch.polar(torch.ones_like(magnitude), phase)
     mag_for_phase = magnitude.detach() if detach_phase else magnitude
     rebuilt = torch.zeros_like(angles)
