@@ -97,7 +97,7 @@ def test_demo_teacher_really_aliases(tmp_path, mlflow_uri, capsys):
 
     out = tmp_path / "demo.json"
     rc = cli.main(["eval", "--student", str(DEMO_TEACHER), "--json", str(out), "--out", str(tmp_path / "o"),
-                   "--n-tones", "4", "--level", "-20", "--eval-set", "tones.f_min_hz=2000", "--eval-set", "tones.f_max_hz=7900",
+                   "--n-tones", "4", "--level", "-20", "--eval-set", "tones.f_min_hz=2050", "--eval-set", "tones.f_max_hz=7900",
                    "--eval-set", "window_s=0.25"])
     assert rc == 0
     text = capsys.readouterr().out
@@ -109,3 +109,11 @@ def test_demo_teacher_really_aliases(tmp_path, mlflow_uri, capsys):
     runs = tracking.client().search_runs([tracking.client().get_experiment_by_name("aaexp-aa").experiment_id])
     assert len(runs) == 1 and runs[0].data.metrics["eval/nmr_s/2k-8k"] == pytest.approx(band["nmr_s_db"])
     assert (tmp_path / "o" / "plots" / "sweep_spectrograms.png").stat().st_size > 10_000
+
+
+def test_model_rate_sets_the_rate_of_files_without_one(jhm8, shared_data, tmp_path, capsys):
+    lstm = str(shared_data / "nam" / "jhm8_lstm_student.json")            # Proteus: no sample rate in the file
+    argv = ["eval", "--teacher", jhm8["teacher"], "--student", lstm, "--model-rate", "48000", "--no-log", "--out", str(tmp_path)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no sample rate" not in err and "runs at 48000 Hz" in err

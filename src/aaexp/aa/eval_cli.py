@@ -36,6 +36,7 @@ def add_arguments(group) -> None:
     group.add_argument("--group-by", choices=["f0", "region"], help="f0: a tone scores in the band of its f0 (default); region: content scores where it lies")
     group.add_argument("--n-tones", type=int, metavar="N", help="log-spaced tones per level, 27.5 Hz-12 kHz (default 50)")
     _add(group, "--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    group.add_argument("--model-rate", type=float, metavar="HZ", help="sample rate of model files that carry none (Proteus .json; default 44100 with a warning)")
     group.add_argument("--resample", action="store_true", help="allow a student/baseline at another sample rate than the teacher: resample explicitly")
     group.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and the sweep they need)")
     group.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
@@ -79,9 +80,10 @@ def load_models(args) -> dict:
     paths = {k: getattr(args, k) for k in ("teacher", "baseline", "student") if getattr(args, k)}
     with warnings.catch_warnings(record=True) as caught:  # e.g. "no sample rate in the file": one line each
         warnings.simplefilter("always")
-        models = {k: load_model(Path(p)) for k, p in paths.items()}
+        models = {k: load_model(Path(p), default_sample_rate=args.model_rate) for k, p in paths.items()}
     for w in caught:
-        print(f"aaexp eval: warning: {str(w.message).splitlines()[0]}", file=sys.stderr)
+        hint = " [aaexp eval: --model-rate HZ]" if "sample rate" in str(w.message) else ""
+        print(f"aaexp eval: warning: {str(w.message).splitlines()[0]}{hint}", file=sys.stderr)
     if "teacher" in models:
         fs = float(models["teacher"].sample_rate)
         for name in ("baseline", "student"):
@@ -111,7 +113,7 @@ def run(args) -> int:
     result = evaluate(models.get("teacher"), models["student"], cfg, device, baseline=models.get("baseline"),
                       progress=sys.stderr.isatty())
     seconds = time.perf_counter() - t0
-    result.meta["files"] = {k: str(Path(getattr(args, k)).resolve()) for k in ("teacher", "baseline", "student") if getattr(args, k)}
+    result.meta["files"] = {k: getattr(args, k) for k in ("teacher", "baseline", "student") if getattr(args, k)}
     print(result.format_table())
     run_name = f"eval {Path(args.student).stem}" + (f" vs {Path(args.teacher).stem}" if args.teacher else "")
     # Evaluate first, log after: a failing evaluation never marks a training run (--run-id) FAILED.
@@ -119,7 +121,7 @@ def run(args) -> int:
         out_dir = Path(args.out)
         result.log_to(tracker, out_dir, plots=bool(cfg.plots))
         if tracker is not None:
-            tracker.set_tags({f"eval.{k}": v for k, v in result.meta["files"].items()})
+            tracker.set_tags({f"eval.{k}": str(Path(v).resolve()) for k, v in result.meta["files"].items()})
             tracker.log_text(OmegaConf.to_yaml(cfg), "eval/eval_config.yaml")
             tracker.log_metrics({"eval/seconds": seconds})
             print(f"\nlogged to MLflow run {tracker.run_id}", file=sys.stderr)
