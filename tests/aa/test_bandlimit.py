@@ -155,3 +155,36 @@ def test_bandlimit_float32_and_bad_input():
         bandlimit(y, torch.tensor([3]))                  # one m for two signals
     with pytest.raises(AaexpError):
         bandlimit(y, torch.tensor([3, 51]))              # m ≥ N/2
+
+
+@pytest.mark.parametrize("n", [31, 32, 101, 1000, 4409])
+@pytest.mark.parametrize("b", [1, 4])
+def test_chirp_transforms_match_torch_fft(n, b):
+    from aaexp.aa import chirp
+
+    gen = torch.Generator().manual_seed(n + b)
+    y = torch.randn(b, n, generator=gen, dtype=torch.float64)
+    spec = torch.fft.rfft(y)
+    np.testing.assert_allclose(chirp.rfft(y).numpy(), spec.numpy(), atol=1e-11)
+    np.testing.assert_allclose(chirp.irfft(spec, n).numpy(), torch.fft.irfft(spec, n=n).numpy(), atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1009, 4409])
+def test_chirp_bandlimit_equals_the_plain_fft_mask(n):
+    gen = torch.Generator().manual_seed(n)
+    y = torch.randn(5, n, generator=gen, dtype=torch.float64)
+    m = torch.tensor([1, 2, 17, 100, (n - 1) // 2])
+    plain = torch.fft.irfft(torch.fft.rfft(y) * harmonic_mask(m, n), n=n)
+    np.testing.assert_allclose(bandlimit(y, m).numpy(), plain.numpy(), atol=1e-13)
+    k = torch.arange(1, 41)
+    bins = (m.unsqueeze(-1) * k).clamp(max=n // 2)
+    mag, valid = harmonic_magnitudes(y, m, 40)
+    expected = torch.where(valid, torch.gather(torch.fft.rfft(y), -1, bins).abs() * 2 / n, 0)
+    np.testing.assert_allclose(mag.numpy(), expected.numpy(), atol=1e-14)
+
+
+def test_composite_window_falls_back_to_the_plain_mask():
+    y = torch.randn(2, 1000, dtype=torch.float64)
+    m = torch.tensor([4, 7])                              # gcd(4, 1000) = 4: no chirp permutation
+    plain = torch.fft.irfft(torch.fft.rfft(y) * harmonic_mask(m, 1000), n=1000)
+    np.testing.assert_allclose(bandlimit(y, m).numpy(), plain.numpy(), atol=1e-14)
