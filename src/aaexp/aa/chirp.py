@@ -51,18 +51,45 @@ def _kernel_spectrum(n: int, size: int, t0: int, sign: int, dtype: torch.dtype, 
     return torch.fft.fft(_chirp(q, n, sign)).to(dtype)
 
 
-def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int) -> Tensor:
-    """out[o] = Σ_i x[i]·exp(sign·iπ(o − i)²/n) for o = o0..o0+n_out−1, x indexed i = i0..i0+I−1.
+_WORKSPACE: dict[tuple, Tensor] = {}
+
+
+def _workspace(tag: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A zero-initialised scratch tensor kept between calls (the zero-padded FFT input: only its
+    head is rewritten, so padding costs nothing). Only used without autograd."""
+    key = (tag, shape, dtype, device)
+    buf = _WORKSPACE.get(key)
+    if buf is None:
+        if len(_WORKSPACE) >= 24:
+            _WORKSPACE.clear()
+        buf = _WORKSPACE[key] = torch.zeros(shape, dtype=dtype, device=device)
+    return buf
+
+
+def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int,
+               pre: Tensor | None = None, post: Tensor | None = None) -> Tensor:
+    """post·out[o], out[o] = Σ_i pre[i]·x[i]·exp(sign·iπ(o − i)²/n), o = o0..o0+n_out−1, i = i0..i0+I−1.
 
     Shape:
-        x: complex Tensor[B x I]; output: complex Tensor[B x n_out].
+        x: complex Tensor[B x I]; pre: Tensor[I] or None; post: Tensor[n_out] or None;
+        output: complex Tensor[B x n_out] (a new tensor).
     """
-    n_in = x.shape[-1]
+    rows, n_in = x.shape
     size = good_size(n_in + n_out - 1)
     t0 = o0 - (i0 + n_in - 1)                      # smallest o − i
     kern = _kernel_spectrum(n, size, t0, sign, x.dtype, x.device)
-    full = torch.fft.ifft(torch.fft.fft(x, n=size).mul_(kern))
-    return full[..., n_in - 1: n_in - 1 + n_out]
+    if torch.is_grad_enabled() and x.requires_grad:
+        a = x if pre is None else x * pre
+        full = torch.fft.ifft(torch.fft.fft(a, n=size).mul_(kern))
+    else:   # same arithmetic into scratch buffers; the padding stays zero (keyed by n_in)
+        buf = _workspace(f"in{n_in}", (rows, size), x.dtype, x.device)
+        if pre is None:
+            buf[:, :n_in].copy_(x)
+        else:
+            torch.mul(x, pre, out=buf[:, :n_in])
+        full = torch.fft.ifft(torch.fft.fft(buf).mul_(kern))
+    seg = full[..., n_in - 1: n_in - 1 + n_out]
+    return seg * post if post is not None else seg.clone()
 
 
 def dft_bins(x: Tensor, k0: int, count: int) -> Tensor:
@@ -72,8 +99,8 @@ def dft_bins(x: Tensor, k0: int, count: int) -> Tensor:
         x: complex Tensor[B x N]; output: complex Tensor[B x count].
     """
     n = x.shape[-1]
-    a = x * _chirp_range(0, n, n, -1, x.dtype, x.device)
-    return chirp_conv(a, 0, k0, count, n, +1) * _chirp_range(k0, count, n, -1, x.dtype, x.device)
+    return chirp_conv(x, 0, k0, count, n, +1, pre=_chirp_range(0, n, n, -1, x.dtype, x.device),
+                      post=_chirp_range(k0, count, n, -1, x.dtype, x.device))
 
 
 def idft_points(c: Tensor, k0: int, n: int) -> Tensor:
@@ -82,8 +109,8 @@ def idft_points(c: Tensor, k0: int, n: int) -> Tensor:
     Shape:
         c: complex Tensor[B x K]; output: complex Tensor[B x N].
     """
-    a = c * _chirp_range(k0, c.shape[-1], n, +1, c.dtype, c.device)
-    return chirp_conv(a, k0, 0, n, n, -1) * _chirp_range(0, n, n, +1, c.dtype, c.device)
+    return chirp_conv(c, k0, 0, n, n, -1, pre=_chirp_range(k0, c.shape[-1], n, +1, c.dtype, c.device),
+                      post=_chirp_range(0, n, n, +1, c.dtype, c.device))
 
 
 @lru_cache(maxsize=32)
@@ -144,8 +171,8 @@ def _synthesize_packed(coef: Tensor, n: int) -> Tensor:
         neg = neg[..., 1:]
     packed = torch.cat([neg, pos], dim=-1)
     k0 = -(packed.shape[-1] - k1)
-    a = packed * _chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device)
-    return chirp_conv(a, k0, 0, n, n, -1) * _scaled_chirp(n, packed.dtype, packed.device)
+    return chirp_conv(packed, k0, 0, n, n, -1, pre=_chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device),
+                      post=_scaled_chirp(n, packed.dtype, packed.device))
 
 
 def synthesize(coef: Tensor, n: int) -> Tensor:
