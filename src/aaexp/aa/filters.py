@@ -6,9 +6,10 @@ context and drop them afterwards (no start-up transient in the loss). The linear
 (lp, aw) delay the signal by `delay` = (len(taps) − 1)/2 samples; the loss compares two signals
 filtered alike, so the delay cancels.
 
-- lp: Kaiser-window low-pass (DAFx25 reference: pass band 12 kHz, stop band 16 kHz, 80 dB), so
-  the loss ignores the top octave where neither model is heard and the teacher's harmonics are
-  least trustworthy.
+- lp: Kaiser-window low-pass (DAFx25 reference: pass band 12 kHz, stop band 16 kHz, 80 dB; the
+  length comes from Kaiser's estimate, as in the reference, and reaches 79–80 dB), so the loss
+  ignores the top octave where neither model is heard and the teacher's harmonics are least
+  trustworthy.
 - aw: least-squares FIR fit of the IEC 61672 A-weighting curve (0 dB at 1 kHz), as in auraloss.
 - hp: 1 − c·z⁻¹; fd: 1 − c·z⁻² (Wright & Välimäki 2019, c = 0.85, tuned for 44.1 kHz).
 """
