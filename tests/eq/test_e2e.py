@@ -74,7 +74,9 @@ def test_on_safe_db_v1_decodes_impossible_frequencies_and_v2_does_not(tmp_path, 
 
 
 @pytest.mark.slow
-def test_missing_data_file_is_a_one_line_error(tmp_path, store, capsys):
+def test_missing_data_file_is_a_one_line_error(tmp_path, store, capsys, monkeypatch):
+    # A fresh process: cli.main sets HYDRA_FULL_ERROR=1 and later calls in one process read it as --debug.
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     code = cli.main(["train", "+experiment=eq_v2", "trainer=quick", "data.path=no/such/safe.csv", f"hydra.run.dir={tmp_path}"])
     err = capsys.readouterr().err
     ours = [line for line in err.splitlines() if line.startswith("aaexp train: error:")]
