@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aaexp: error: unknown command '{cmd}'; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     # Hydra re-raises instead of printing its own multi-line report; we print one line.
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         if cmd == "train":
             return train(rest)
@@ -132,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"aaexp {cmd}: error: {msg}", file=sys.stderr)
         return code
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
 
 
 def entry() -> None:

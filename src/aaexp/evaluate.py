@@ -57,5 +57,5 @@ def main(argv: list[str]) -> int:
     for _, mod in mods:
         if mod.claims(args):
             return mod.run(args)
-    parser.error("nothing to evaluate: give --student (anti-aliasing) or --audio (audio measures)")
+    parser.error("nothing to evaluate: give --student (anti-aliasing), --audio (audio measures) or --eq-model (EQ)")
     return 2

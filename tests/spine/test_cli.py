@@ -51,3 +51,11 @@ def test_bad_override_is_one_line_exit_2(override):
 def test_debug_shows_traceback():
     r = aaexp("--debug", "report", "--tracking-uri", "sqlite:////nonexistent-dir/x/mlflow.db")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_cli_leaves_hydra_full_error_as_it_found_it(monkeypatch, capsys):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    import os
+
+    cli.main(["trian"])
+    assert "HYDRA_FULL_ERROR" not in os.environ
