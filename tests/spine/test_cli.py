@@ -57,5 +57,7 @@ def test_cli_leaves_hydra_full_error_as_it_found_it(monkeypatch, capsys):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     import os
 
-    cli.main(["trian"])
+    with pytest.raises(SystemExit):  # argparse: no model or audio given
+        cli.main(["eval"])
     assert "HYDRA_FULL_ERROR" not in os.environ
+    assert "--eq-model" in capsys.readouterr().err
