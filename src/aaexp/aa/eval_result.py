@@ -159,10 +159,10 @@ class EvalResult:
             figs["plots/sweep_spectrograms.png"] = eval_plots.sweep_spectrograms(self.sweeps, self.grid.fs, self.sweep_hop, self.sweep_range_db)
         return figs
 
-    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """Write table.csv, table.json, table.md and the PNG plots under out_dir; returns the paths."""
+    def write_tables(self, out_dir: str | Path) -> list[Path]:
+        """Write table.csv, table.json and table.md under out_dir; returns the paths."""
         out_dir = Path(out_dir)
-        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
         paths = [out_dir / "table.csv", out_dir / "table.json", out_dir / "table.md"]
         with open(paths[0], "w", newline="") as f:
             w = csv.DictWriter(f, CSV_FIELDS)
@@ -171,25 +171,40 @@ class EvalResult:
                 w.writerow({k: ("n/a" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items() if k in CSV_FIELDS})
         paths[1].write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
         paths[2].write_text(self.format_markdown() + "\n")
-        if plots:
-            for name, fig in self.figures().items():
-                fig.savefig(out_dir / name, dpi=120)
-                paths.append(out_dir / name)
         return paths
 
+    def write_plots(self, out_dir: str | Path) -> list[Path]:
+        """Write the PNG plots under out_dir/plots; returns the paths."""
+        (Path(out_dir) / "plots").mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, fig in self.figures().items():
+            fig.savefig(Path(out_dir) / name, dpi=120)
+            paths.append(Path(out_dir) / name)
+        return paths
+
+    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
+        """Tables, then (optionally) plots under out_dir; returns the paths."""
+        return self.write_tables(out_dir) + (self.write_plots(out_dir) if plots else [])
+
     def log_to(self, tracker, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """Write the files (see write) and log them, the metrics and the verdict tag to `tracker` (None: write only)."""
-        paths = self.write(out_dir, plots)
-        if tracker is None:
-            return paths
-        tracker.log_metrics(self.metrics)
-        tags = {"eval.group_by": self.meta["group_by"], "eval.fs": self.meta["fs"]}
-        if self.verdict:
-            tags.update(verdict=self.verdict, verdict_reason=self.verdict_reason)
-        if self.warnings:
-            tags["eval.warnings"] = " | ".join(self.warnings)
-        tracker.set_tags(tags)
-        for p in paths:
-            rel = p.relative_to(Path(out_dir))
-            tracker.log_artifact(p, str(Path("eval") / rel.parent) if rel.parent != Path(".") else "eval")
+        """Write the files and log them, the metrics and the verdict tag to `tracker` (None: write only).
+
+        Numbers first, pictures last: if plotting fails, the tables and metrics are already saved.
+        """
+        paths = self.write_tables(out_dir)
+        if tracker is not None:
+            tracker.log_metrics(self.metrics)
+            tags = {"eval.group_by": self.meta["group_by"], "eval.fs": self.meta["fs"]}
+            if self.verdict:
+                tags.update(verdict=self.verdict, verdict_reason=self.verdict_reason)
+            if self.warnings:
+                tags["eval.warnings"] = " | ".join(self.warnings)
+            tracker.set_tags(tags)
+            for p in paths:
+                tracker.log_artifact(p, "eval")
+        if plots:
+            figs = self.write_plots(out_dir)
+            for p in figs if tracker is not None else []:
+                tracker.log_artifact(p, "eval/plots")
+            paths += figs
         return paths
