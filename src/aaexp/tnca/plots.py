@@ -21,7 +21,8 @@ def outputs_figure(grown: Mapping[str, np.ndarray], target: Mapping[str, np.ndar
 
     names = list(grown)
     fig, axes = plt.subplots(len(names), 3, figsize=(15, 3.6 * len(names)), squeeze=False)
-    fig.subplots_adjust(wspace=0.35, hspace=0.45)  # fixed layout: constrained_layout costs seconds per image
+    # A fixed layout (constrained_layout costs seconds per image); room at the top for the title.
+    fig.subplots_adjust(wspace=0.35, hspace=0.45, top=1 - 0.5 / (3.6 * len(names)))
     for row, name in zip(axes, names):
         g, t = grown[name], target[name]
         extent = [0, g.shape[1] * hop_s, 0, g.shape[0]]

@@ -56,6 +56,7 @@ class TrainState:
 
     iteration: int = 0
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    clock: tuple[float, int] | None = None  # (time, iteration) when this process started training
 
 
 def _check_outputs(specs: list[OutputSpec], vcfg: Mapping[str, Any], c: VocoderContract) -> None:
@@ -148,45 +149,56 @@ def _numpy(outs: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 
 def train(ctx, s: Setup) -> TrainState:
-    """The optimisation loop; returns the final state."""
-    tr, tracker = ctx.cfg.trainer, ctx.tracker
+    """The optimisation loop; returns the final state. Ctrl-C saves a checkpoint before stopping."""
+    tr = ctx.cfg.trainer
     opt = torch.optim.Adam(s.model.parameters(), lr=float(tr.lr))
     ck_path = ctx.out_dir / CHECKPOINT
     st = _load_checkpoint(ck_path, s, opt) if ctx.resumed and ck_path.is_file() else TrainState()
     if st.iteration:
         ctx.log.info("resumed from %s at iteration %d", ck_path, st.iteration)
-    hop_s = s.contract.hop_length / s.contract.sample_rate
-    edge_frames = int(ctx.cfg.eval.edge_frames)
-    t0, done0 = time.perf_counter(), st.iteration
-    pbar = bar(range(st.iteration, int(tr.iterations)), enabled=ctx.progress, desc="tnca", initial=st.iteration, total=int(tr.iterations))
-    for it in pbar:
-        s.model.train()
-        outs = s.model.readout(s.model.grow(int(tr.growth_steps)))
-        terms = compute_loss(s, outs)
-        total = terms["loss/total"]
-        if not torch.isfinite(total):
-            raise TrainingDiverged(f"loss became {float(total)} at iteration {it + 1}; last checkpoint: {ck_path}")
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        if tr.grad_clip:
-            torch.nn.utils.clip_grad_norm_(s.model.parameters(), float(tr.grad_clip))
-        opt.step()
-        st.iteration = it + 1
-        pbar.set_postfix(loss=f"{total.item():.4g}")
-        if st.iteration % int(tr.log_every) == 0 or st.iteration in (1, int(tr.iterations)):  # 1: the starting point
-            vals = {k: v.item() for k, v in terms.items()}
-            vals.update(edge_metric(s, outs, edge_frames))
-            vals["perf/iter_per_s"] = (st.iteration - done0) / max(time.perf_counter() - t0, 1e-9)
-            for k, v in vals.items():
-                st.history.setdefault(k, []).append((st.iteration, v))
-            tracker.log_metrics(vals, step=st.iteration)
-        if st.iteration % int(tr.image_every) == 0:
-            fig = plots.outputs_figure(_numpy(outs), _numpy(s.target.spectrograms), hop_s, s.contract.compression, f"iteration {st.iteration}")
-            tracker.log_figure(fig, f"plots/growth/iter_{st.iteration:06d}.png")
-        if st.iteration % int(tr.checkpoint_every) == 0:
-            _save_checkpoint(ck_path, s, opt, st)
+    try:
+        pbar = bar(range(st.iteration, int(tr.iterations)), enabled=ctx.progress, desc="tnca", initial=st.iteration, total=int(tr.iterations))
+        for _ in pbar:
+            pbar.set_postfix(loss=f"{_iteration(ctx, s, opt, st, ck_path):.4g}")
+    except KeyboardInterrupt:  # keep the finished iterations: `resume=` continues from here
+        _save_checkpoint(ck_path, s, opt, st)
+        raise
     _save_checkpoint(ck_path, s, opt, st)
     return st
+
+
+def _iteration(ctx, s: Setup, opt: torch.optim.Optimizer, st: TrainState, ck_path: Path) -> float:
+    """One growth + update, then the logging, images and checkpoints that fall due; returns the loss."""
+    tr, tracker = ctx.cfg.trainer, ctx.tracker
+    if st.clock is None:
+        st.clock = (time.perf_counter(), st.iteration)
+    s.model.train()
+    outs = s.model.readout(s.model.grow(int(tr.growth_steps)))
+    terms = compute_loss(s, outs)
+    total = terms["loss/total"]
+    if not torch.isfinite(total):
+        raise TrainingDiverged(f"loss became {total.item()} at iteration {st.iteration + 1}; last checkpoint: {ck_path}")
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    if tr.grad_clip:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), float(tr.grad_clip))
+    opt.step()
+    st.iteration += 1
+    if st.iteration % int(tr.log_every) == 0 or st.iteration in (1, int(tr.iterations)):  # 1: the starting point
+        vals = {k: v.item() for k, v in terms.items()}
+        vals.update(edge_metric(s, outs, int(ctx.cfg.eval.edge_frames)))
+        t0, done0 = st.clock
+        vals["perf/iter_per_s"] = (st.iteration - done0) / max(time.perf_counter() - t0, 1e-9)
+        for k, v in vals.items():
+            st.history.setdefault(k, []).append((st.iteration, v))
+        tracker.log_metrics(vals, step=st.iteration)
+    if st.iteration % int(tr.image_every) == 0:
+        hop_s = s.contract.hop_length / s.contract.sample_rate
+        fig = plots.outputs_figure(_numpy(outs), _numpy(s.target.spectrograms), hop_s, s.contract.compression, f"iteration {st.iteration}")
+        tracker.log_figure(fig, f"plots/growth/iter_{st.iteration:06d}.png")
+    if st.iteration % int(tr.checkpoint_every) == 0:
+        _save_checkpoint(ck_path, s, opt, st)
+    return total.item()
 
 
 def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
