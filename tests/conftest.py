@@ -21,9 +21,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory) -> Path:
+    """One migrated, empty store; creating the schema costs seconds, copying it does not."""
+    from aaexp import tracking
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    tracking.client(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
+def mlflow_uri(tmp_path, monkeypatch, _empty_mlflow_db) -> str:
     """A fresh SQLite store for one test, exported so subprocesses use it too."""
+    import shutil
+
+    shutil.copy(_empty_mlflow_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("AAEXP_PARENT_RUN_ID", raising=False)
