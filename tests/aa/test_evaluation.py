@@ -234,6 +234,12 @@ def test_student_alone_has_no_hesr():
     assert res.verdict is None
 
 
+def test_metric_names_follow_the_contract():
+    res = evaluate(Shaper(8.0), None, eval_cfg(*SMALL, "tones.n=2"), "cpu")
+    assert "eval/teacher/nmr_s/2k-8k" in res.metrics and "eval/teacher/hesr_r/all" in res.metrics
+    assert not any(k.startswith("eval/nmr_s/") for k in res.metrics)
+
+
 # -- group_by region ------------------------------------------------------------------------------
 def test_region_nmr_puts_an_injected_alias_in_its_band():
     cfg = eval_cfg(*SMALL, "group_by=region", "tones.n=3", "tones.f_min_hz=3000")

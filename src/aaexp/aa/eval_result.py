@@ -66,9 +66,8 @@ class EvalResult:
         return [r for name in ORDER if name in self.models for r in self.models[name].rows]
 
     def prefix(self, name: str) -> str:
-        """Metric prefix: the student (or a model evaluated alone) logs as plain `eval/`."""
-        alone = len(self.models) == 1
-        return "eval/" if name == "student" or alone else f"eval/{name}/"
+        """Metric prefix: the student logs as plain `eval/`, the others as `eval/teacher/`, `eval/baseline/`."""
+        return "eval/" if name == "student" else f"eval/{name}/"
 
     @property
     def metrics(self) -> dict[str, float]:
