@@ -20,6 +20,8 @@ and N_c − 1 vector steps (level-dependent upper slope); the |rfft| has a hand-
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -182,9 +184,12 @@ class NMRLoss(nn.Module):
         key = (like.dtype, like.device)
         if key not in self._grouping:
             k = self.ear.shape[0]
-            u = torch.sparse_coo_tensor(torch.stack([self.band_index, self.bin_index]), self.bin_weight,
-                                        (self.n_bands, k)).to(dtype=like.dtype, device=like.device).coalesce()
-            self._grouping[key] = (u.to_sparse_csr(), u.t().coalesce().to_sparse_csr())
+            with warnings.catch_warnings():  # torch warns that sparse tensors are beta on every build
+                warnings.simplefilter("ignore", UserWarning)
+                u = torch.sparse_coo_tensor(torch.stack([self.band_index, self.bin_index]), self.bin_weight,
+                                            (self.n_bands, k), check_invariants=True)
+                u = u.to(dtype=like.dtype, device=like.device).coalesce()
+                self._grouping[key] = (u.to_sparse_csr(), u.t().coalesce().to_sparse_csr())
         return self._grouping[key]
 
     def band_energy(self, power: Tensor) -> Tensor:
