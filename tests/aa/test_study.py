@@ -101,11 +101,11 @@ def test_level_and_f0_sampling(data_cfg):
         tone_data.draw_train_tones(data_cfg, 3, gen)
 
 
-def test_wavenet_framing_is_the_steady_state_of_a_full_run(shared_data):
+def test_wavenet_framing_is_the_steady_state_of_a_full_run():
     """Only the receptive field before each frame is computed, yet the output equals a full-length run."""
-    from aaexp.aa.models import load_model
+    from aaexp.aa.models import DEMO_TEACHER, load_model
 
-    model = load_model(shared_data / "nam" / "jhm8_tcn_teacher.nam")
+    model = load_model(DEMO_TEACHER)
     n_warmup, n_window, history = model.receptive_field + 300, 3001, 54
     fr = Framing.build(model, n_warmup, n_window, history, tbptt=1000)
     assert fr.frames == ((0, 1000), (1000, 2001), (2001, 3001))  # ≈ tbptt each, tiling the window
@@ -133,3 +133,129 @@ def test_lstm_framing_runs_the_warm_up_then_frames_in_order(shared_data):
     t = torch.arange(1200, dtype=torch.float64).repeat(2, 1)
     tf = fr.target_frames(t)
     assert torch.equal(tf[0][:, :20], t[:, -20:]) and torch.equal(tf[1], t[:, 400 - 20: 800])
+
+
+# -- end-to-end runs on the packaged demo teacher ----------------------------------------------------
+# Small enough for CI: a few short tones, two epochs, a 4-tone evaluation without plots.
+TINY = ["trainer=quick", "trainer.train_tones=8", "trainer.val_tones=3", "trainer.batch_size=4",
+        "trainer.val_batch_size=3", "trainer.tone_seconds=0.13", "trainer.window_seconds=0.07",
+        "trainer.max_epochs=2", "eval.tones.n=4", "eval.window_s=0.1", "eval.warmup.min_s=0.05",
+        "eval.sweep.seconds=0.2", "eval.plots=false", "progress=false"]
+
+
+def train(tmp_path, *overrides: str, run: str = "run") -> int:
+    from aaexp import cli
+
+    return cli.main(["train", *overrides, f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / run}"])
+
+
+def finished_runs(uri: str):
+    from aaexp import tracking
+
+    cl = tracking.client(uri)
+    exp = cl.get_experiment_by_name("aaexp-aa")
+    return cl, cl.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def history(cl, run_id: str, key: str) -> list[float]:
+    return [m.value for m in sorted(cl.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+@pytest.mark.slow
+def test_small_demo_lowers_validation_loss_and_the_students_aliasing(tmp_path, mlflow_uri, capsys):
+    """A smaller `make demo`: half the quick profile's tones and epochs, a 12-tone evaluation."""
+    from aaexp.aa.models import DEMO_TEACHER, load_model
+
+    rc = train(tmp_path, "+experiment=lambda_0.3", "trainer=quick", "trainer.train_tones=192", "trainer.max_epochs=3",
+               "eval.tones.n=12", "eval.window_s=0.25", "eval.sweep.seconds=0.5", "progress=false")
+    assert rc == 0
+    assert "2k-8k" in capsys.readouterr().out  # the per-band table is printed
+    cl, (r,) = finished_runs(mlflow_uri)
+    assert r.info.status == "FINISHED"
+    val = history(cl, r.info.run_id, "val/loss")
+    assert len(val) == 4 and min(val[1:]) < val[0] and val[-1] < val[0], val  # epoch 0: the untrained copy
+    m = r.data.metrics
+    assert m["eval/nmr_s/2k-8k"] < m["eval/teacher/nmr_s/2k-8k"], (m["eval/nmr_s/2k-8k"], m["eval/teacher/nmr_s/2k-8k"])
+    for key in ("train/loss", "train/esr_normal", "train/nmr", "train/dc", "val/esr_db", "val/nmr_db", "val/asr_db",
+                "weight/esr_normal", "weight/nmr", "lambda", "lr", "perf/epoch_s", "perf/samples_per_s",
+                "data/max_snap_cents", "eval/hesr_r/2k-8k"):
+        assert key in m, key
+    assert len(history(cl, r.info.run_id, "train/loss")) == 3 and m["lambda"] == 0.3
+    assert m["weight/nmr"] == pytest.approx(0.3 / 1.3)
+    assert r.data.tags["verdict"].startswith("n/a") and r.data.tags["data.cache"] == "miss"
+    arts = {a.path for a in cl.list_artifacts(r.info.run_id, "students")}
+    assert arts == {"students/student_best.nam", "students/student_last.nam"}
+    best = load_model(tmp_path / "run" / "students" / "student_best.nam")
+    assert best.source.version == load_model(DEMO_TEACHER).source.version  # the teacher's format version
+    assert int(r.data.tags["best_epoch"]) == int(np.argmin(val))  # step = epoch; 0 = untrained
+    assert {a.path for a in cl.list_artifacts(r.info.run_id, "eval")} >= {"eval/table.csv", "eval/plots"}
+
+
+@pytest.mark.slow
+def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri, monkeypatch):
+    from aaexp.aa import checkpoint
+    from aaexp.aa.models import load_model
+
+    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, run="whole") == 0
+    save = checkpoint.save
+
+    def save_then_interrupt(path, student, optimizer, state, shuffle):
+        out = save(path, student, optimizer, state, shuffle)
+        if state.epoch == 1:
+            raise KeyboardInterrupt  # as if Ctrl-C right after epoch 1's checkpoint
+        return out
+
+    monkeypatch.setattr(checkpoint, "save", save_then_interrupt)
+    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, run="cut") == 130
+    cl, runs = finished_runs(mlflow_uri)
+    assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
+    monkeypatch.setattr(checkpoint, "save", save)
+    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, "resume=true", run="ignored") == 0
+    cl, runs = finished_runs(mlflow_uri)
+    whole, cut = runs
+    assert cut.info.status == "FINISHED" and len(runs) == 2  # the same MLflow run, continued
+    for key in ("val/loss", "val/nmr_db", "train/loss"):
+        assert history(cl, cut.info.run_id, key) == history(cl, whole.info.run_id, key), key
+    a = load_model(tmp_path / "whole" / "students" / "student_last.nam").state_dict()
+    b = load_model(tmp_path / "cut" / "students" / "student_last.nam").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mlflow_uri, monkeypatch):
+    from aaexp.aa import loss_mix
+
+    forward = loss_mix.AALoss.forward
+    calls = {"n": 0}
+
+    def nan_in_epoch_2(self, *args):
+        total, terms = forward(self, *args)
+        if torch.is_grad_enabled():  # a training step, not validation
+            calls["n"] += 1
+            if calls["n"] > 2:  # epoch 1 has 2 batches; epoch 2's first step diverges
+                total = total * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(loss_mix.AALoss, "forward", nan_in_epoch_2)
+    assert train(tmp_path, "+experiment=baseline", *TINY) == 1
+    cl, (r,) = finished_runs(mlflow_uri)
+    assert r.info.status == "FAILED" and "loss became nan" in r.data.tags["error"]
+    blob = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert blob["state"]["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_sweep_gives_a_parent_and_children_and_computes_targets_once(tmp_path, mlflow_uri):
+    from aaexp import cli
+
+    rc = cli.main(["train", "-m", "+experiment=baseline", "loss.lam=0.3,3.0", *TINY, "trainer.max_epochs=1",
+                   f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'multi'}"])
+    assert rc == 0
+    _, runs = finished_runs(mlflow_uri)
+    parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(c.data.params["loss.lam"] for c in children) == ["0.3", "3.0"]
+    assert sorted(c.data.tags["data.cache"] for c in children) == ["hit", "miss"]
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1

@@ -93,10 +93,12 @@ def run(ctx) -> dict[str, float]:
     ctx.tracker.set_tags({"verdict": verdict, "best_epoch": fit.state.best_epoch})
     print(result.format_table())
     print(f"verdict: {verdict}")
-    print(f"run folder: {ctx.out_dir}\nsee it in the UI: aaexp ui   (MLflow run {ctx.tracker.run_id})")
+    print(f"students (best epoch {fit.state.best_epoch}, last): {files['best']}, {files['last']}")
 
+    # Returned (and logged once by the runner): the evaluation, plus the best epoch's validation
+    # numbers under best/ so the per-epoch val/ curves keep one point per epoch.
     best_val = next((h for h in fit.state.history if h["epoch"] == fit.state.best_epoch), fit.state.history[-1])
-    final = {k: v for k, v in best_val.items() if k.startswith("val/") and v is not None}
-    final.update({k: v for k, v in result.metrics.items()})
-    final["best_epoch"] = float(fit.state.best_epoch)
+    final = {f"best/{k}": v for k, v in best_val.items() if k.startswith("val/") and v is not None}
+    final.update(result.metrics)
+    final["best/epoch"] = float(fit.state.best_epoch)
     return final

@@ -84,7 +84,7 @@ class Trainer:
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss became {value} at epoch {state.epoch + 1}, step {state.step + 1} "
-                    f"({', '.join(f'{n}={float(v):.3g}' for n, v in terms.items())}); "
+                    f"({', '.join(f'{n}={float(v.detach()):.3g}' for n, v in terms.items())}); "
                     f"last good checkpoint: {self.ckpt_dir / checkpoint.LAST}")
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -138,7 +138,18 @@ class Trainer:
             return None
         state = checkpoint.load(path, self.student, self.optimizer, self.shuffle)
         self.ctx.log.info("resumed from %s after epoch %d of %d", path, state.epoch, self.max_epochs)
+        self._relog_missing(state)
         return state
+
+    def _relog_missing(self, state: checkpoint.TrainState) -> None:
+        """Log epochs that reached the checkpoint but not MLflow (the run died in between)."""
+        try:
+            logged = {m.step for m in self.ctx.tracker.client.get_metric_history(self.ctx.tracker.run_id, "val/loss")}
+        except Exception:  # a tracker without history: log nothing twice rather than guess
+            return
+        for h in state.history:
+            if h["epoch"] not in logged:
+                self.ctx.tracker.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
 
     def _save_best(self, state: checkpoint.TrainState, metrics: dict[str, float], epoch: int) -> None:
         if self.best_metric not in metrics:

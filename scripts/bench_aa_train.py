@@ -1,0 +1,128 @@
+"""Anti-aliasing training benchmark: what one training step costs over a bare student step, and
+seconds per epoch of the default configuration (demo teacher, 16 × 1.2 s tones per batch).
+
+- step ratio: `Trainer.train_batch` (sine inputs, target rebuild from the cached harmonic bins,
+  pre-emphasis, ESR + NMR + DC, optimiser step) over a bare step on the same batch and framing
+  (student forward, MSE against a ready target, backward, Adam step). Target: ≤ 1.15.
+- epoch seconds: the median step × batches per epoch + one measured validation pass; the
+  one-off target computation for the whole data set is reported apart (it is cached).
+
+run() -> dict; `python scripts/bench_aa_train.py` writes bench/results/aa_train.json. Runs on CPU,
+and on CUDA too when present.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from aaexp.aa import data as tone_data
+from aaexp.aa.study import load_teacher, tbptt_for
+from aaexp.aa.trainer import Trainer
+from aaexp.config import compose
+from aaexp.seeding import seed_everything
+
+REPS = 5
+RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "aa_train.json"
+
+
+class _NoTracker:
+    def log_metrics(self, *a, **k):
+        pass
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def measure(device: torch.device, reps: int = REPS) -> dict:
+    seed_everything(0)
+    cfg = compose([])  # the default configuration: baseline loss, 40-epoch profile, demo teacher
+    teacher, _ = load_teacher(cfg.model, device)
+    dtype = teacher.dtype
+    layout = tone_data.ToneLayout.from_config(cfg.data, teacher.sample_rate)
+    bs = int(cfg.trainer.batch_size)
+    gen = torch.Generator().manual_seed(int(cfg.data.seed))
+    t0 = time.perf_counter()
+    train = tone_data.teacher_targets(teacher, *tone_data.draw_train_tones(cfg.data, bs, gen), layout, dtype, device)
+    target_s_per_tone = (time.perf_counter() - t0) / bs
+    val = tone_data.teacher_targets(teacher, *tone_data.val_tones(cfg.data, int(cfg.data.n_val)), layout, dtype, device)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = SimpleNamespace(cfg=cfg, device=device, tracker=_NoTracker(), out_dir=Path(tmp), progress=False,
+                              resumed=False, log=logging.getLogger("bench"))
+        student = copy.deepcopy(teacher).train().requires_grad_(True)
+        trainer = Trainer(ctx, student, train, val, cfg.loss, cfg.trainer, tbptt_for(student, cfg.model), dtype)
+        framing = trainer.framing
+        idx = torch.arange(bs)
+        weights = dict(trainer.val_weights)
+
+        bare_student = copy.deepcopy(teacher).train().requires_grad_(True)
+        bare_opt = torch.optim.Adam(bare_student.parameters(), lr=float(cfg.trainer.lr))
+        x = train.inputs(idx, dtype, device, start=framing.input_start)
+        ready = framing.target_frames(train.targets(idx, dtype, device))
+
+        def bare_step():
+            for k, y in enumerate(framing.student_frames(bare_student, x)):
+                bare_opt.zero_grad(set_to_none=True)
+                (y - ready[k]).square().mean().backward()
+                bare_opt.step()
+
+        state = SimpleNamespace(epoch=0, step=0)
+        train_step = lambda: trainer.train_batch(idx, weights, state)  # noqa: E731
+        bare_step(), train_step()  # warm caches (filters, NMR tables, allocator)
+        bare, full = [], []
+        for _ in range(reps):  # interleaved, so load changes hit both alike
+            bare.append(_timed(bare_step, device))
+            full.append(_timed(train_step, device))
+        val_s = _timed(trainer.validate, device)
+
+    n_batches = math.ceil(int(cfg.data.n_train) / bs)
+    step_s = statistics.median(full)
+    return {
+        "teacher": str(teacher.source.path), "architecture": teacher.architecture,
+        "receptive_field": teacher.receptive_field, "dtype": str(dtype).replace("torch.", ""),
+        "batch": bs, "tone_samples": layout.n_warmup + layout.n_window, "window_samples": layout.n_window,
+        "frames_per_batch": len(framing.frames), "student_input_samples": int(x.shape[-1]),
+        "bare_step_s": statistics.median(bare), "train_step_s": step_s,
+        "step_ratio": step_s / statistics.median(bare), "step_ratio_target": 1.15,
+        "train_steps_s": full, "bare_steps_s": bare,
+        "validation_s": val_s, "val_tones": len(val), "batches_per_epoch": n_batches,
+        "epoch_s": n_batches * step_s + val_s,
+        "targets_once_s": target_s_per_tone * (int(cfg.data.n_train) + int(cfg.data.n_val)),
+    }
+
+
+def run() -> dict:
+    out = {"cpu": measure(torch.device("cpu")), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        out["cuda"] = measure(torch.device("cuda"))
+        out["cuda_device"] = torch.cuda.get_device_name(0)
+    else:
+        out["cuda"] = None  # no GPU here: seconds per epoch on a GPU not measured
+    return out
+
+
+if __name__ == "__main__":
+    res = run()
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps({"bench": "aa_train", "results": res}, indent=2) + "\n")
+    print(json.dumps(res, indent=2))
