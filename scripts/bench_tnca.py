@@ -69,14 +69,21 @@ def bench_case(experiment: str, steps: int) -> dict[str, float]:
 
 def run() -> dict:
     """Timings and shares, all measured in this run."""
-    threads = int(os.environ.get("TNCA_BENCH_THREADS", min(2, os.cpu_count() or 1)))
+    # One thread by default: on a shared 2-core machine two threads measured up to 4x slower (see thread_scaling).
+    threads = int(os.environ.get("TNCA_BENCH_THREADS", 1))
     torch.set_num_threads(threads)
     results = {label: bench_case(exp, steps) for exp, steps, label in CASES}
     base = results[CASES[0][2]]["iteration_s"]
     for r in results.values():
         r["time_vs_baseline_quick"] = r["iteration_s"] / base
+    # Thread scaling of the quick baseline (on a shared 2-core machine 2 threads can be slower).
+    scaling = {}
+    for n in sorted({1, min(2, os.cpu_count() or 1)}):
+        torch.set_num_threads(n)
+        scaling[f"{n}_threads_iter_per_s"] = bench_case(*CASES[0][:2])["iter_per_s"]
+    torch.set_num_threads(threads)
     return {"device": "cpu", "torch_threads": threads, "cpu": platform.processor() or platform.machine(),
-            "repeats": REPEATS, "cases": results}
+            "load_average_1min": os.getloadavg()[0], "repeats": REPEATS, "cases": results, "thread_scaling": scaling}
 
 
 if __name__ == "__main__":
@@ -86,4 +93,5 @@ if __name__ == "__main__":
     out.write_text(json.dumps(res, indent=2) + "\n")
     for label, r in res["cases"].items():
         print(f"{label:55s} {r['iter_per_s']:.3f} it/s  loss {100 * r['loss_share']:.1f}%  NCA {100 * r['nca_share']:.1f}%")
+    print("thread scaling:", {k: round(v, 3) for k, v in res["thread_scaling"].items()})
     print(f"wrote {out}")

@@ -94,6 +94,15 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     steps = sorted(m.step for m in cl.get_metric_history(run.info.run_id, "loss/total"))
     assert steps == [1, 5, 10, 15, 20, 25, 30, 34]
 
+    # Runs with several outputs finish too (one comparison row per output, mixed vocoding).
+    for exp, extra in [("tnca_multiscale", []), ("tnca_dual", ["model.vocoder.source=mix"])]:
+        assert main(["train", f"+experiment={exp}", *TINY, "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
+        audio, sr = load_audio(tmp_path / exp / "grown.wav")
+        assert sr == 22050 and len(audio) == 24 * 256  # 0.2 s padded to 24 frames; BigVGAN framing: hop per frame
+    names = {r.info.run_name.split()[0]: r for r in cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])}
+    assert all(names[e].info.status == "FINISHED" for e in ["tnca_multiscale", "tnca_dual"])
+    assert "final/mel160" in names["tnca_multiscale"].data.metrics and "final/linear" in names["tnca_dual"].data.metrics
+
 
 def test_missing_data_and_missing_bigvgan_are_one_line_errors(tmp_path, mlflow_uri, capsys, monkeypatch):
     from aaexp.cli import main
