@@ -122,3 +122,49 @@ def test_relative_data_path_falls_back_to_the_repository(tmp_path, monkeypatch, 
 
     monkeypatch.chdir(tmp_path)  # ../shared/data is not beside tmp_path; the repo's is found instead
     assert resolve_path("../shared/data/tnca/violin.wav") == (shared_data / "tnca" / "violin.wav").resolve()
+
+
+class RecordingTracker:
+    """Stands in for MLflow in loop-level tests: keeps what would be logged."""
+
+    def __init__(self):
+        self.metrics = []
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((step, dict(metrics)))
+
+    def log_figure(self, fig, name):
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("failure", ["nan", "interrupt"])
+def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, failure):
+    import logging
+
+    from aaexp.errors import TrainingDiverged
+    from aaexp.runner import RunContext
+
+    cfg, s = build("tnca_baseline", "trainer.iterations=5", "trainer.checkpoint_every=10", "trainer.log_every=1")
+    ctx = RunContext(cfg, torch.device("cpu"), RecordingTracker(), tmp_path, False, False, logging.getLogger("t"))
+    real, calls = study.compute_loss, []
+
+    def failing(setup, outs):
+        calls.append(1)
+        terms = real(setup, outs)
+        if len(calls) == 3:
+            if failure == "interrupt":
+                raise KeyboardInterrupt
+            terms["loss/total"] = terms["loss/total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(study, "compute_loss", failing)
+    with pytest.raises(TrainingDiverged if failure == "nan" else KeyboardInterrupt):
+        study.train(ctx, s)
+    saved = tmp_path / study.CHECKPOINT
+    if failure == "nan":
+        assert not saved.exists()  # no checkpoint was due; a diverged state is never saved
+    else:
+        assert torch.load(saved, weights_only=False)["iteration"] == 2  # Ctrl-C keeps the two finished
+    assert [step for step, _ in ctx.tracker.metrics] == [1, 2]
