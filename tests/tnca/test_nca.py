@@ -90,3 +90,10 @@ def test_bad_settings_are_one_line_errors():
         make(fire_rate=0.0)
     with pytest.raises(AaexpError, match="distinct"):
         make(outputs=[OutputSpec("mel", "mel", 10, 1)])
+
+
+def test_alive_fraction_counts_the_seed_neighbourhood_and_a_dead_grid():
+    model = make()
+    seed = model.seed()
+    assert model.alive_fraction(seed) == pytest.approx(9 / (10 * 12))  # maxpool3 of one live cell
+    assert model.alive_fraction(torch.zeros_like(seed)) == 0.0

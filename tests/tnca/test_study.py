@@ -128,10 +128,13 @@ class RecordingTracker:
     """Stands in for MLflow in loop-level tests: keeps what would be logged."""
 
     def __init__(self):
-        self.metrics = []
+        self.metrics, self.tags = [], {}
 
     def log_metrics(self, metrics, step=None):
         self.metrics.append((step, dict(metrics)))
+
+    def set_tags(self, tags):
+        self.tags.update(tags)
 
     def log_figure(self, fig, name):
         import matplotlib.pyplot as plt
@@ -168,3 +171,16 @@ def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, fail
     else:
         assert torch.load(saved, weights_only=False)["iteration"] == 2  # Ctrl-C keeps the two finished
     assert [step for step, _ in ctx.tracker.metrics] == [1, 2]
+
+
+def test_a_dead_grid_is_reported(tmp_path):
+    import logging
+
+    from aaexp.runner import RunContext
+
+    # An alive-channel bias of -1 clamps every alpha to 0 in the first step: nothing lives.
+    cfg, s = build("tnca_baseline", "trainer.iterations=2", "trainer.log_every=1", "model.nca.alpha_bias_init=-1.0")
+    ctx = RunContext(cfg, torch.device("cpu"), RecordingTracker(), tmp_path, False, False, logging.getLogger("t"))
+    st = study.train(ctx, s)
+    assert st.died_at == 1 and ctx.tracker.tags == {"tnca.grid_died_at": 1}
+    assert [m["nca/alive_fraction"] for _, m in ctx.tracker.metrics] == [0.0, 0.0]

@@ -119,6 +119,11 @@ class SpectrogramNCA(nn.Module):
         a = x[:, self.alive_channel : self.alive_channel + 1]
         return F.max_pool2d(pad_grid(a, self.padding, value=float("-inf")), 3, stride=1)
 
+    def alive_fraction(self, x: torch.Tensor) -> float:
+        """Share of cells alive in a state; 0 means the grid is dead and can never change again."""
+        a = self._alive(x.detach())
+        return float((a > (self.alive_threshold if self.alive_mode == "threshold" else 0.0)).float().mean())
+
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One growth step: Tensor[B x C x H x W] -> same shape."""
         pre = self._alive(x) > self.alive_threshold if self.alive_mode == "threshold" else None

@@ -57,6 +57,7 @@ class TrainState:
     iteration: int = 0
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     clock: tuple[float, int] | None = None  # (time, iteration) when this process started training
+    died_at: int | None = None  # first logged iteration with no live cell left
 
 
 def _check_outputs(specs: list[OutputSpec], vcfg: Mapping[str, Any], c: VocoderContract) -> None:
@@ -132,7 +133,7 @@ def edge_metric(s: Setup, outs: Mapping[str, torch.Tensor], frames: int) -> dict
 def _save_checkpoint(path: Path, s: Setup, opt: torch.optim.Optimizer, st: TrainState) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": s.model.state_dict(), "optimizer": opt.state_dict(), "iteration": st.iteration,
-                "history": st.history, "torch_rng": torch.get_rng_state()}, tmp)
+                "history": st.history, "died_at": st.died_at, "torch_rng": torch.get_rng_state()}, tmp)
     os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
 
 
@@ -141,7 +142,7 @@ def _load_checkpoint(path: Path, s: Setup, opt: torch.optim.Optimizer) -> TrainS
     s.model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     torch.set_rng_state(ck["torch_rng"])
-    return TrainState(ck["iteration"], ck["history"])
+    return TrainState(ck["iteration"], ck["history"], died_at=ck.get("died_at"))
 
 
 def _numpy(outs: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -173,7 +174,8 @@ def _iteration(ctx, s: Setup, opt: torch.optim.Optimizer, st: TrainState, ck_pat
     if st.clock is None:
         st.clock = (time.perf_counter(), st.iteration)
     s.model.train()
-    outs = s.model.readout(s.model.grow(int(tr.growth_steps)))
+    x = s.model.grow(int(tr.growth_steps))
+    outs = s.model.readout(x)
     terms = compute_loss(s, outs)
     total = terms["loss/total"]
     if not torch.isfinite(total):
@@ -187,6 +189,12 @@ def _iteration(ctx, s: Setup, opt: torch.optim.Optimizer, st: TrainState, ck_pat
     if st.iteration % int(tr.log_every) == 0 or st.iteration in (1, int(tr.iterations)):  # 1: the starting point
         vals = {k: v.item() for k, v in terms.items()}
         vals.update(edge_metric(s, outs, int(ctx.cfg.eval.edge_frames)))
+        vals["nca/alive_fraction"] = s.model.alive_fraction(x)
+        if vals["nca/alive_fraction"] == 0.0 and st.died_at is None:
+            st.died_at = st.iteration
+            ctx.log.warning("tnca: every cell is dead at iteration %d; the grid cannot change any more "
+                            "(try a lower trainer.lr)", st.iteration)
+            tracker.set_tags({"tnca.grid_died_at": st.iteration})
         t0, done0 = st.clock
         vals["perf/iter_per_s"] = (st.iteration - done0) / max(time.perf_counter() - t0, 1e-9)
         for k, v in vals.items():
