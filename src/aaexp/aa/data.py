@@ -13,8 +13,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from aaexp.aa.bandlimit import harmonic_mask
+from aaexp.aa.checkpoint import atomic_save
 from aaexp.aa.tones import analysis_length, midi_to_hz, sine_batch, snap_f0
 from aaexp.errors import AaexpError
 from aaexp.progress import bar
@@ -180,17 +179,6 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def load_or_build(teacher, teacher_path: Path, data_cfg: DictConfig, dtype_name: str, device,
                   progress: bool = False, log=None) -> tuple[ToneSet, ToneSet, Path, bool]:
     """(train, val, cache file, hit): the cached tone sets, computing and caching them on a miss."""
@@ -219,7 +207,7 @@ def load_or_build(teacher, teacher_path: Path, data_cfg: DictConfig, dtype_name:
                                 desc="teacher targets (train)")
         val = teacher_targets(teacher, *val_tones(data_cfg, int(data_cfg.n_val)), layout, dtype, device,
                               progress=progress, desc="teacher targets (val)")
-        _atomic_save({"train": train.to_dict(), "val": val.to_dict(), "key": key}, path)
+        atomic_save({"train": train.to_dict(), "val": val.to_dict(), "key": key}, path)
         if log:
             log.info("tone targets computed and cached in %s", path)
         return train, val, path, False
