@@ -15,13 +15,6 @@ import torch
 
 from aaexp.aa.models import DEMO_TEACHER, load_model
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is as fast, and never stalls when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 N_PRIME = 8191  # a prime window: every aliased component lands on a non-harmonic bin

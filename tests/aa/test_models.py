@@ -17,13 +17,6 @@ import torch
 from aaexp.aa.models import (AmpModel, ModelFileError, SampleRateWarning, export_model, load_model)
 from aaexp.errors import AaexpError
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is as fast, and never stalls when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 REAL = ["jhm8_tcn_teacher.nam", "jhm8_tcn_student.nam", "jhm8_lstm_teacher.json", "jhm8_lstm_student.json"]
