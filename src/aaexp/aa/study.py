@@ -37,6 +37,20 @@ def load_teacher(model_cfg: DictConfig, device: torch.device) -> tuple[AmpModel,
     return teacher, path
 
 
+def baseline_path(model_cfg: DictConfig) -> Path | None:
+    """`model.baseline.path`: a student file, or the run folder of an earlier training (its best student)."""
+    p = model_cfg.baseline.get("path")
+    if p in (None, ""):
+        return None
+    path = Path(str(p)).expanduser()
+    if path.is_dir():
+        found = sorted((path / "students").glob("student_best.*"))
+        if not found:
+            raise AaexpError(f"model.baseline.path={p}: a folder, but no students/student_best.* in it")
+        return found[0]
+    return path
+
+
 def tbptt_for(model: AmpModel, model_cfg: DictConfig) -> int | None:
     """Frame length of truncated BPTT for this architecture (None: the whole window in one step)."""
     value = model_cfg.tbptt.get(model.architecture.lower())
@@ -61,6 +75,17 @@ def export_students(ctx, student: AmpModel, best_path: Path, note: str) -> dict[
 
 def run(ctx) -> dict[str, float]:
     """Train one student (see module docstring); returns the final metrics."""
+    threads = ctx.cfg.trainer.get("cpu_threads")
+    before = torch.get_num_threads()
+    if threads is not None and ctx.device.type == "cpu":
+        torch.set_num_threads(int(threads))
+    try:
+        return _run(ctx)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(ctx) -> dict[str, float]:
     cfg, log = ctx.cfg, ctx.log
     teacher, t_path = load_teacher(cfg.model, ctx.device)
     dtype = teacher.dtype
@@ -84,12 +109,14 @@ def run(ctx) -> dict[str, float]:
     log.info("students written: %s", ", ".join(str(p) for p in files.values()))
 
     best = load_model(files["best"], dtype=dtype, device=ctx.device, default_sample_rate=teacher.sample_rate)
-    b_path = cfg.model.baseline.get("path")
-    baseline = None if b_path in (None, "") else load_model(Path(str(b_path)).expanduser(), dtype=dtype,
-                                                            device=ctx.device, default_sample_rate=teacher.sample_rate)
+    b_path = baseline_path(cfg.model)
+    baseline = None if b_path is None else load_model(b_path, dtype=dtype, device=ctx.device,
+                                                      default_sample_rate=teacher.sample_rate)
+    if baseline is None:
+        log.info("no verdict: give model.baseline.path (an earlier student, or its run folder) to get one")
     result = evaluate(teacher, best, cfg.eval, ctx.device, baseline=baseline, progress=ctx.progress)
     result.log_to(ctx.tracker, Path(ctx.out_dir) / "eval")
-    verdict = result.verdict or "n/a (no baseline: set model.baseline.path to an earlier student)"
+    verdict = result.verdict or "n/a (no baseline)"
     ctx.tracker.set_tags({"verdict": verdict, "best_epoch": fit.state.best_epoch})
     print(result.format_table())
     print(f"verdict: {verdict}")
