@@ -81,6 +81,40 @@ def test_targets_are_the_bandlimited_teacher_output(tmp_path, data_cfg):
     assert tone_data.cache_key(teacher_file, data_cfg, FS, "float64") != path.stem.split("-")[1]
 
 
+class SlowTanhTeacher(TanhTeacher):
+    """Slow enough that two jobs started together overlap: without the lock both would compute."""
+
+    def forward(self, x):
+        import time
+
+        time.sleep(0.5)
+        return super().forward(x)
+
+
+def _build_in_child(teacher_file, data_cfg, queue):
+    _, _, _, hit = tone_data.load_or_build(SlowTanhTeacher(), teacher_file, data_cfg, "float64", "cpu")
+    queue.put(hit)
+
+
+def test_parallel_jobs_compute_the_targets_once(tmp_path, data_cfg):
+    """Two processes asking for the same entry at once (a parallel sweep): one computes, one waits and reads."""
+    import multiprocessing as mp
+
+    teacher_file = tmp_path / "t.nam"
+    teacher_file.write_text("stand-in teacher file")
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_build_in_child, args=(teacher_file, data_cfg, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(queue.get(timeout=5) for _ in procs) == [False, True]
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert not list((tmp_path / "cache").glob("*.tmp"))  # no temp file left behind
+
+
 def test_level_and_f0_sampling(data_cfg):
     gen = torch.Generator().manual_seed(0)
     data_cfg.level_sampling = "linear"

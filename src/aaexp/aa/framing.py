@@ -53,7 +53,7 @@ class Framing:
         need = history + (rf - 1 if rf else 0)
         if n_warmup < need:
             raise AaexpError(f"the tones' warm-up ({n_warmup} samples) is shorter than the student needs "
-                             f"({need}: receptive field + pre-emphasis); raise data.tone_seconds")
+                             f"({need}: receptive field + pre-emphasis); raise trainer.tone_seconds")
         return cls(n_warmup, n_window, history, tuple(zip(edges[:-1], edges[1:])), rf)
 
     @property

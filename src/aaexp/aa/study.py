@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 
 from aaexp.aa import data as tone_data
 from aaexp.aa.evaluation import evaluate
+from aaexp.aa.framing import Framing
+from aaexp.aa.loss_mix import AALoss, lambda_at, term_weights
 from aaexp.aa.models import DEMO_TEACHER, AmpModel, export_model, load_model
 from aaexp.aa.trainer import Trainer
 from aaexp.errors import AaexpError
@@ -91,6 +93,11 @@ def _run(ctx) -> dict[str, float]:
     dtype = teacher.dtype
     log.info("teacher %s: %s, %g Hz, receptive field %d", t_path, teacher.architecture, teacher.sample_rate,
              teacher.receptive_field)
+    # Refuse bad loss settings, or a warm-up shorter than the student needs, before computing targets.
+    term_weights(cfg.loss, lambda_at(cfg.loss, 0, int(cfg.trainer.max_epochs)))
+    layout = tone_data.ToneLayout.from_config(cfg.data, teacher.sample_rate)
+    Framing.build(teacher, layout.n_warmup, layout.n_window, AALoss(cfg.loss, teacher.sample_rate).history,
+                  tbptt_for(teacher, cfg.model))
     train, val, cache_path, hit = tone_data.load_or_build(teacher, t_path, cfg.data, str(cfg.model.dtype), ctx.device,
                                                           progress=ctx.progress, log=log)
     ctx.tracker.set_tags({"teacher": str(t_path), "teacher.sha256": teacher.source.sha256,
