@@ -44,8 +44,11 @@ def _coprime(m: Tensor, n: int) -> bool:
 
 
 def _harmonic_count(m: Tensor, n: int) -> int:
-    """Bins 0..K needed for the batch: K = the largest number of harmonics k·m ≤ n/2 over the rows."""
-    return int((n // 2) // int(m.min())) + 1
+    """Bins 0..K needed for the batch, K ≥ the largest number of harmonics k·m ≤ n/2 over the rows,
+    rounded up to a multiple of 64 (capped at n/2) so that batches of random tones reuse the cached
+    chirp kernels; the extra bins are masked out."""
+    k = (n // 2) // int(m.min())
+    return min(-(-k // 64) * 64, (n - 1) // 2) + 1
 
 
 def harmonic_mask(m: Tensor, n: int) -> Tensor:

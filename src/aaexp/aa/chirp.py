@@ -81,7 +81,7 @@ def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int,
     if torch.is_grad_enabled() and x.requires_grad:
         a = x if pre is None else x * pre
         full = torch.fft.ifft(torch.fft.fft(a, n=size).mul_(kern))
-    else:   # same arithmetic into scratch buffers; the padding stays zero (keyed by n_in)
+    else:   # same arithmetic in scratch buffers; the input's padding stays zero (keyed by n_in)
         buf = _workspace(f"in{n_in}", (rows, size), x.dtype, x.device)
         if pre is None:
             buf[:, :n_in].copy_(x)
@@ -186,30 +186,17 @@ def synthesize(coef: Tensor, n: int) -> Tensor:
     return torch.stack([u.real, u.imag], dim=1).reshape(-1, n)[: coef.shape[0]]
 
 
-def modular_inverse(m: Tensor, n: int) -> Tensor:
-    """m_b⁻¹ mod n for each b (gcd(m, n) = 1: always true for prime n and 1 ≤ m < n)."""
-    return torch.tensor([pow(int(v), -1, n) for v in m.tolist()], dtype=torch.int64, device=m.device)
-
-
 @lru_cache(maxsize=4)
-def _harmonic_plan(ms: tuple[int, ...], n: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Gather indices for a batch with fundamentals on bins `ms`, cached (an evaluation runs the same
-    tones through every model): (perm Tensor[B x N]: j·m⁻¹ mod N; pack Tensor[P x N x 2]: flat
-    indices that read the permuted rows 2p, 2p+1 as real/imaginary parts; unpack Tensor[B x N]:
-    flat indices into view_as_real of the packed synthesis, at j·m mod N)."""
-    b = len(ms)
-    rows = b + b % 2
-    j = torch.arange(n, dtype=torch.float64, device=device)
-    inv = torch.tensor([pow(v, -1, n) for v in ms] + [1] * (rows - b), dtype=torch.float64, device=device)
-    perm = torch.remainder(inv.unsqueeze(-1) * j, float(n)).long()         # exact: j·m < 2^53
-    pack = (torch.arange(rows, device=device).unsqueeze(-1) * n + perm).view(rows // 2, 2, n)
-    back = torch.remainder(torch.tensor(ms, dtype=torch.float64, device=device).unsqueeze(-1) * j, float(n)).long()
-    r = torch.arange(b, device=device).unsqueeze(-1)
-    unpack = (r // 2) * (2 * n) + 2 * back + r % 2
-    return perm[:b], pack.transpose(1, 2).contiguous(), unpack
+def _harmonic_plan(ms: tuple[int, ...], n: int, device: torch.device) -> Tensor:
+    """perm[b, j] = j·m_b⁻¹ mod N, LongTensor[rows x N]: z = y[perm] puts harmonic k of row b on
+    bin k of z, and y = z scattered back to perm. The batch is padded to an even number of rows (a
+    padding row gets m = 1). Cached: an evaluation runs the same tones through every model."""
+    ms = tuple(ms) + (1,) * (len(ms) % 2)
+    inv = torch.tensor([pow(v, -1, n) for v in ms], dtype=torch.int64, device=device)
+    return torch.remainder(inv.unsqueeze(-1) * torch.arange(n, device=device), n)   # < n² < 2^63
 
 
-def _plan(m: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+def _plan(m: Tensor, n: int) -> Tensor:
     return _harmonic_plan(tuple(int(v) for v in m.tolist()), n, m.device)
 
 
@@ -232,18 +219,21 @@ def harmonic_bins(y: Tensor, m: Tensor, count: int) -> Tensor:
         y: real Tensor[B x N]; m: LongTensor[B]; output: complex Tensor[B x count].
     """
     n, b = y.shape[-1], y.shape[0]
-    perm, pack, _ = _plan(m, n)
+    perm = _plan(m, n)
     if count <= 32:
         cos, sin = _low_bin_basis(n, count, y.dtype, y.device)
-        z = torch.gather(y, -1, perm)
+        z = torch.gather(y, -1, perm[:b])
         return torch.complex(z @ cos, -(z @ sin))
     rows = y if b % 2 == 0 else torch.cat([y, y.new_zeros(1, n)])
-    packed = torch.view_as_complex(torch.take(rows.contiguous(), pack))
+    z = torch.gather(rows, -1, perm)
+    packed = torch.complex(z[0::2], z[1::2])
     q = count - 1
     return _unpack_spectra(dft_bins(packed, -q, 2 * q + 1), q, b)
 
 
 def from_harmonic_bins(coef: Tensor, m: Tensor, n: int) -> Tensor:
     """The real signal whose only nonzero bins are ±k·m with Y[k·m] = coef[k]: Tensor[B x N]."""
-    _, _, unpack = _plan(m, n)
-    return torch.take(torch.view_as_real(_synthesize_packed(coef, n)), unpack)
+    perm = _plan(m, n)
+    u = _synthesize_packed(coef, n)
+    z = torch.stack([u.real, u.imag], dim=1).reshape(-1, n)
+    return torch.empty_like(z).scatter_(-1, perm, z)[: coef.shape[0]]
