@@ -73,10 +73,16 @@ def prime_at_most(n: int) -> int:
     return n
 
 
-def grid_by_hand(n_tones, f_lo, f_hi, window_s):
-    """(N, m, f0) computed without aaexp: largest prime window, log-spaced tones, nearest bin."""
-    n = prime_at_most(round(FS * window_s))
-    m = np.round(np.geomspace(f_lo, f_hi, n_tones) * n / FS).astype(int)
+def grid_by_hand(n_tones, f_lo, f_hi, window_s, kind="prime"):
+    """(N, m, f0) computed without aaexp: largest prime window and nearest bin, or largest power
+    of two and nearest odd bin; log-spaced tones."""
+    x = np.geomspace(f_lo, f_hi, n_tones)
+    if kind == "prime":
+        n = prime_at_most(round(FS * window_s))
+        m = np.round(x * n / FS).astype(int)
+    else:
+        n = 2 ** int(np.floor(np.log2(round(FS * window_s))))
+        m = (2 * np.round((x * n / FS - 1) / 2) + 1).astype(int)
     return n, m, m * FS / n
 
 
@@ -186,11 +192,13 @@ def test_bad_bands_are_one_line_errors(bad, message):
 
 
 # -- per-tone scores against least squares + NMR on independently built windows -----------------
-def test_scores_match_least_squares_harmonic_fit():
-    cfg = eval_cfg(*SMALL)
+@pytest.mark.parametrize("kind", ["prime", "pow2"])
+def test_scores_match_least_squares_harmonic_fit(kind):
+    cfg = eval_cfg(*SMALL, f"window_kind={kind}")
     teacher, student = Shaper(8.0, 0.3), Shaper(6.0, 0.25)
     res = evaluate(teacher, student, cfg, "cpu")
-    n, m, _ = grid_by_hand(6, 450, 9000, 0.1)
+    n, m, _ = grid_by_hand(6, 450, 9000, 0.1, kind)
+    assert res.meta["n_window"] == n
     amp = 10 ** (-20 / 20)
     nmr = NMRLoss(FS, reduction="none")
     for i, mi in enumerate(m):

@@ -81,6 +81,23 @@ def test_targets_are_the_bandlimited_teacher_output(tmp_path, data_cfg):
     assert tone_data.cache_key(teacher_file, data_cfg, FS, "float64") != path.stem.split("-")[1]
 
 
+def test_pow2_window_targets_use_odd_bins_and_a_separate_cache_entry(tmp_path, data_cfg):
+    teacher_file = tmp_path / "t.nam"
+    teacher_file.write_text("stand-in teacher file")
+    _, _, prime_path, _ = tone_data.load_or_build(TanhTeacher(), teacher_file, data_cfg, "float64", "cpu")
+    data_cfg.window_kind = "pow2"
+    train, _, path, hit = tone_data.load_or_build(TanhTeacher(), teacher_file, data_cfg, "float64", "cpu")
+    assert not hit and path != prime_path
+    n = train.n_window
+    assert n == 2048 and train.n_warmup == round(0.06 * FS) - n     # largest power of two ≤ 2205
+    assert (train.m % 2 == 1).all()
+    idx = torch.tensor([1, 5, 9])
+    got = train.targets(idx).numpy()
+    for row, i in enumerate(idx.tolist()):
+        ref = numpy_bandlimited_tanh(float(train.f0[i]), float(train.amp[i]), float(train.phase[i]), train.n_warmup, n)
+        np.testing.assert_allclose(got[row], ref, atol=1e-12)
+
+
 class SlowTanhTeacher(TanhTeacher):
     """Slow enough that two jobs started together overlap: without the lock both would compute."""
 

@@ -48,6 +48,33 @@ def test_snap_f0_picks_the_nearest_periodic_frequency():
         assert abs(best * fs / n - f) <= fs / (2 * n) + 1e-9
 
 
+@pytest.mark.parametrize("fs,seconds", [(44100, 1.0), (48000, 0.1), (22050, 0.01)])
+def test_pow2_analysis_length_is_the_largest_power_of_two_not_above_the_target(fs, seconds):
+    target = round(fs * seconds)
+    n = tones.analysis_length(fs, seconds, "pow2")
+    assert n <= target < 2 * n and n & (n - 1) == 0
+    with pytest.raises(AaexpError, match="window kind"):
+        tones.analysis_length(fs, seconds, "odd")
+
+
+@pytest.mark.parametrize("n", [32768, 1000, 4096])
+def test_snap_f0_on_a_composite_window_picks_the_nearest_coprime_bin(n):
+    fs = 44100
+    f0 = torch.logspace(np.log10(20.0), np.log10(20000.0), 997, dtype=torch.float64)
+    m, snapped, _ = tones.snap_f0(f0, fs, n)
+    allowed = np.array([v for v in range(1, (n - 1) // 2 + 1) if np.gcd(v, n) == 1])   # brute force
+    for i, f in enumerate(f0.numpy()):
+        dist = np.abs(allowed * fs / n - f)
+        assert abs(float(snapped[i]) - f) == pytest.approx(dist.min(), abs=1e-9)
+        assert np.gcd(int(m[i]), n) == 1
+    if n != 1000:          # powers of two: odd bins, so at most one bin away ...
+        assert float((snapped - f0).abs().max()) <= fs / n + 1e-9
+        bound = tones.max_snap_cents(fs, n, 27.5)     # ... and the bound is one bin down from f_min
+        assert bound == pytest.approx(-1200 * np.log2(1 - fs / n / 27.5), rel=1e-12)
+        _, _, cents = tones.snap_f0(f0[f0 >= 27.5], fs, n)
+        assert float(cents.abs().max()) <= bound + 1e-9
+
+
 def test_snap_f0_clamps_to_the_valid_bins():
     fs, n = 44100, 101
     m, _, _ = tones.snap_f0(torch.tensor([1.0, 22000.0]), fs, n)

@@ -1,15 +1,16 @@
 """Exact bandlimiting of a periodic response: keep the harmonic FFT bins, drop the rest.
 
-A window of N samples (N prime) of a model's steady-state response to f0 = m·fs/N holds the
-harmonics of f0 below Nyquist on bins 0, m, 2m, ... (DC counts as a harmonic: fuzz models carry
-offsets, and calling them aliasing would swamp ASR) and every aliased component on some other bin.
-So BL(y) = irfft(rfft(y) · mask): exact, O(N log N), batched, differentiable, on y's device.
-Only harmonics of order ≥ N − N/(2m) could fold back onto a harmonic bin; for any real model
-their energy is far below float64 resolution.
+A window of N samples of a model's steady-state response to f0 = m·fs/N, gcd(m, N) = 1 (N prime,
+or a power of two with m odd: `aaexp.aa.tones`), holds the harmonics of f0 below Nyquist on bins
+0, m, 2m, ... (DC counts as a harmonic: fuzz models carry offsets, and calling them aliasing would
+swamp ASR) and every aliased component on some other bin. So BL(y) = irfft(rfft(y) · mask):
+exact, O(N log N), batched, differentiable, on y's device. Only harmonics of order ≥ N − N/(2m)
+could fold back onto a harmonic bin; for any real model their energy is far below float64
+resolution.
 
-FFT libraries are slow at prime lengths, so the harmonic bins are computed with the chirp-z
-transform of `aaexp.aa.chirp` (same numbers to ~1e-15, several times faster); windows whose length
-shares a factor with m fall back to the plain rfft/mask/irfft.
+FFT libraries are slow at prime lengths, so there the harmonic bins are computed with the chirp-z
+transform of `aaexp.aa.chirp` (same numbers to ~1e-15, several times faster). Fast FFT lengths
+(powers of two), and windows whose length shares a factor with m, use the plain rfft/mask/irfft.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def _check(y: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
     return y, m
 
 
-def _coprime(m: Tensor, n: int) -> bool:
-    """gcd(m_b, n) = 1 for every b: the chirp path needs m invertible mod n (always, for prime n)."""
-    return all(math.gcd(int(v), n) == 1 for v in m.tolist())
+def _use_chirp(m: Tensor, n: int) -> bool:
+    """The chirp-z path: for lengths the FFT library is slow at, and only when every m is invertible
+    mod n (always, for prime n)."""
+    return chirp.good_size(n) != n and all(math.gcd(int(v), n) == 1 for v in m.tolist())
 
 
 def _harmonic_count(m: Tensor, n: int) -> int:
@@ -73,7 +75,7 @@ def bandlimit(y: Tensor, m: Tensor) -> Tensor:
     """
     y, m = _check(y, m)
     n = y.shape[-1]
-    if not _coprime(m, n):
+    if not _use_chirp(m, n):
         spec = torch.fft.rfft(y, dim=-1) * harmonic_mask(m, n).to(y.dtype)
         return torch.fft.irfft(spec, n=n, dim=-1)
     count = _harmonic_count(m, n)
@@ -108,8 +110,8 @@ def harmonic_magnitudes(y: Tensor, m: Tensor, n_harmonics: int) -> tuple[Tensor,
     n = y.shape[-1]
     k = torch.arange(1, int(n_harmonics) + 1, device=y.device)
     bins = m.unsqueeze(-1) * k.unsqueeze(0)                      # B x K
-    valid = 2 * bins < n                                          # N odd: no bin sits on Nyquist
-    if _coprime(m, n):
+    valid = 2 * bins < n              # a harmonic on the Nyquist bin (even N, m = 1 only) counts as absent
+    if _use_chirp(m, n):
         picked = chirp.harmonic_bins(y, m, int(n_harmonics) + 1)[:, 1:]
     else:
         picked = torch.gather(torch.fft.rfft(y, dim=-1), -1, torch.where(valid, bins, 0))

@@ -1,6 +1,7 @@
 """Sine-tone data sets and their exact bandlimited teacher targets, cached on disk.
 
-A tone runs for a warm-up (discarded) and then an N-sample loss window, N prime, f0 snapped to
+A tone runs for a warm-up (discarded) and then an N-sample loss window (N prime, or a power of two
+with `window_kind=pow2`), f0 snapped to
 m·fs/N, so the teacher's output over the window is exactly periodic. Its bandlimited version is
 fully described by the rfft coefficients at the harmonic bins k·m (DC included); the cache keeps
 only those (a few MB for 1,600 tones instead of 0.5 GB of waveforms) and `ToneSet.targets`
@@ -92,7 +93,7 @@ class ToneLayout:
 
     @classmethod
     def from_config(cls, data_cfg: DictConfig, fs: float) -> "ToneLayout":
-        n_window = analysis_length(int(round(fs)), float(data_cfg.window_seconds))
+        n_window = analysis_length(int(round(fs)), float(data_cfg.window_seconds), str(data_cfg.get("window_kind", "prime")))
         n_total = int(round(fs * float(data_cfg.tone_seconds)))
         if n_total <= n_window:
             raise AaexpError(f"data.tone_seconds={data_cfg.tone_seconds} leaves no warm-up before the "

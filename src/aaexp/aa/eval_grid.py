@@ -1,7 +1,8 @@
 """The evaluation grid: exactly periodic test tones, the frequency bands, and which tone scores where.
 
-Every tone has f0 = m·fs/N with N prime (the analysis window), so its harmonics sit on bins k·m and
-everything the model aliases lands on other bins (see aaexp.aa.bandlimit).
+Every tone has f0 = m·fs/N with gcd(m, N) = 1 (N: the analysis window, prime or a power of two), so
+its harmonics sit on bins k·m and everything the model aliases lands on other bins (see
+aaexp.aa.bandlimit).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class ToneGrid:
     """The test tones: Tensor[B] fields, one entry per (level, f0) pair, level-major order."""
 
     fs: int
-    n_window: int                 # N, prime
+    n_window: int                 # N (prime or a power of two, see tones.analysis_length)
     m: torch.Tensor               # LongTensor[B]: f0 = m·fs/N
     f0: torch.Tensor              # Tensor[B] float64, snapped
     f0_nominal: torch.Tensor      # Tensor[B] float64, before snapping
@@ -91,7 +92,7 @@ def make_grid(cfg_eval, fs: int, n_tones: int | None = None, levels_dbfs: list[f
         raise AaexpError(f"eval.tones: need 0 < f_min_hz <= f_max_hz < fs/2 = {fs / 2:g} Hz, got {f_lo:g}..{f_hi:g}")
     if any(v > 0 for v in levels):
         raise AaexpError(f"eval levels are dBFS of the sine's peak and must be <= 0, got {levels}")
-    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s))
+    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.get("window_kind", "prime")))
     f_nom = torch.logspace(math.log10(f_lo), math.log10(f_hi), n, dtype=torch.float64) if n > 1 else torch.tensor([f_lo], dtype=torch.float64)
     m, f0, _ = tones.snap_f0(f_nom, int(fs), n_window)
     if len(set(m.tolist())) < n:

@@ -38,7 +38,7 @@ class HarmonicLoss(nn.Module):
         reduction: "mean" (over the batch) or "none".
 
     Shape:
-        input, target: Tensor[B x N], the exactly periodic loss window (N prime, f0 = m·fs/N).
+        input, target: Tensor[B x N], the exactly periodic loss window (f0 = m·fs/N, gcd(m, N) = 1).
         m: LongTensor[B], the fundamental's bin.
         output: scalar, or Tensor[B] with reduction="none" (unit: dB²).
     """

@@ -158,7 +158,7 @@ class ASRLoss(_RatioLoss):
     Sato & Smith (DAFx25) read it straight from the bins; DC counts as a harmonic.
 
     Shape:
-        input: Tensor[B x N] (N prime, f0 = m·fs/N); m: LongTensor[B];
+        input: Tensor[B x N] (f0 = m·fs/N, gcd(m, N) = 1); m: LongTensor[B];
         output: scalar, or Tensor[B] with reduction="none".
     """
 

@@ -1,9 +1,13 @@
-"""Test tones that are exactly periodic in a prime-length analysis window.
+"""Test tones that are exactly periodic in the analysis window.
 
-With a window of N samples (N prime) and f0 = m·fs/N (m an integer, 1 ≤ m < N/2), harmonic k of
-f0 sits exactly on FFT bin k·m, and every harmonic that folds back over Nyquist lands on a bin
-that is *not* a multiple of m (N prime means m·h ≡ ±m·j (mod N) only for h ≡ ±j). Bandlimiting
-is then exact: see `aaexp.aa.bandlimit`.
+With a window of N samples and f0 = m·fs/N (m an integer, 1 ≤ m < N/2, gcd(m, N) = 1), harmonic k
+of f0 sits exactly on FFT bin k·m, and every harmonic that folds back over Nyquist lands on a bin
+that is *not* a multiple of m (m·h ≡ ±m·j (mod N) only for h ≡ ±j when m is invertible mod N).
+Bandlimiting is then exact: see `aaexp.aa.bandlimit`.
+
+Two window kinds: `prime` (default; N = the largest prime ≤ fs·seconds, so every m qualifies and
+f0 snaps by at most half a bin) and `pow2` (N = the largest power of two ≤ fs·seconds, m odd: plain
+power-of-two FFTs, several times faster, but a shorter window and snaps of up to one bin).
 """
 
 from __future__ import annotations
@@ -31,46 +35,82 @@ def _is_prime(n: int) -> bool:
     return True
 
 
-def analysis_length(fs: int, seconds: float) -> int:
-    """The largest prime ≤ round(fs·seconds): the analysis/loss window length N in samples."""
+WINDOW_KINDS = ("prime", "pow2")
+
+
+def analysis_length(fs: int, seconds: float, kind: str = "prime") -> int:
+    """The analysis/loss window length N in samples: the largest prime (kind="prime") or power of
+    two (kind="pow2") ≤ round(fs·seconds)."""
     target = int(round(float(fs) * float(seconds)))
     if target < 5:
         # m must satisfy 1 ≤ m < N/2, which needs N ≥ 3; 5 keeps at least two usable f0 values.
         raise AaexpError(f"analysis window of {seconds} s at {fs} Hz is {target} samples; need at least 5")
+    if kind == "pow2":
+        return 1 << (target.bit_length() - 1)
+    if kind != "prime":
+        raise AaexpError(f"window kind {kind!r} is not one of {', '.join(WINDOW_KINDS)}")
     n = target
     while not _is_prime(n):
         n -= 1
     return n
 
 
+def _max_gap(n: int) -> int:
+    """Largest distance between consecutive integers coprime to n (1 for prime n, 2 for a power of
+    two): found over one period of n's squarefree kernel."""
+    rad, rest, p = 1, n, 2
+    while p * p <= rest:
+        if rest % p == 0:
+            rad *= p
+            while rest % p == 0:
+                rest //= p
+        p += 1
+    rad *= rest if rest > 1 else 1
+    if rad > 1 << 20:
+        raise AaexpError(f"window length {n}: too many small factors to snap f0 to it")
+    ok = [v for v in range(1, 2 * rad + 2) if math.gcd(v, rad) == 1]
+    return max(b - a for a, b in zip(ok, ok[1:]))
+
+
 def snap_f0(f0, fs: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Snap frequencies to the nearest exactly periodic f0 = m·fs/n.
+    """Snap frequencies to the nearest exactly periodic f0 = m·fs/n with gcd(m, n) = 1.
 
     Args:
         f0: frequencies in Hz, Tensor[B] (or anything torch.as_tensor takes).
         fs: sample rate in Hz.
-        n: analysis window length (prime, see `analysis_length`).
+        n: analysis window length (see `analysis_length`).
 
     Returns:
-        m: LongTensor[B], FFT bin of the fundamental, clamped to 1 ≤ m < n/2.
+        m: LongTensor[B], FFT bin of the fundamental, 1 ≤ m < n/2 and coprime to n.
         f0_snapped: Tensor[B] float64, m·fs/n in Hz.
         cents: Tensor[B] float64, signed snap 1200·log2(f0_snapped / f0).
     """
     f0 = torch.as_tensor(f0, dtype=torch.float64).reshape(-1)
     if not torch.isfinite(f0).all() or (f0 <= 0).any():
         raise AaexpError("snap_f0: every f0 must be a finite frequency > 0 Hz")
-    m = torch.round(f0 * n / fs).long().clamp(1, (n - 1) // 2)
+    top = (n - 1) // 2
+    x = (f0 * n / fs).clamp(1.0, float(top))
+    if _is_prime(n):
+        m = torch.round(x).long()
+    else:   # nearest coprime integer among the neighbours (within the largest gap)
+        gap = _max_gap(n)
+        cand = torch.floor(x).long().unsqueeze(-1) + torch.arange(-gap, gap + 2)
+        cand = cand.clamp(1, top)
+        dist = (cand.to(torch.float64) - x.unsqueeze(-1)).abs()
+        dist = torch.where(torch.gcd(cand, torch.tensor(n)) == 1, dist, math.inf)
+        m = torch.gather(cand, -1, dist.argmin(-1, keepdim=True)).squeeze(-1)
     f0_snapped = m.to(torch.float64) * fs / n
     cents = 1200.0 * torch.log2(f0_snapped / f0)
     return m, f0_snapped, cents
 
 
 def max_snap_cents(fs: float, n: int, f_min: float) -> float:
-    """Worst-case |snap| in cents for any f0 ≥ f_min: half a bin (fs/2n) down from the lowest f0."""
-    half_bin = 0.5 * fs / n
-    if f_min <= half_bin:
-        return math.inf                       # f0 below half a bin snaps to m = 1: unbounded in cents
-    return 1200.0 * math.log2(f_min / (f_min - half_bin))
+    """Worst-case |snap| in cents for any f0 ≥ f_min: half the largest gap between usable bins
+    (half a bin for a prime window, one bin for a power of two) down from the lowest f0."""
+    half_gap = 0.5 * (1 if _is_prime(n) else _max_gap(n)) * fs / n
+    if f_min <= half_gap:
+        return math.inf                       # f0 near the lowest bin snaps by ≥ itself: unbounded in cents
+    return 1200.0 * math.log2(f_min / (f_min - half_gap))
 
 
 def sine_batch(f0, amp, phase, fs: float, n_warmup: int, n_window: int,
