@@ -2,7 +2,9 @@
 
 Columns: the run, its experiment tag, chosen params (default `loss.lam`), metrics matching a glob
 (default `eval/*`) and chosen tags (default `verdict`). Written as Markdown + CSV, plus a grouped
-bar plot of metrics named `<family>/<band>` (e.g. eval/nmr_s/2k-8k).
+bar plot of metrics named `<family>/<band>` (e.g. eval/nmr_s/2k-8k). Bands are ordered by frequency
+and thresholds drawn where the runs logged them (params `eval.bands.<band>`,
+`eval.thresholds.<family>_db`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,52 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aaexp import tracking
 from aaexp.errors import AaexpError
+
+
+@dataclass
+class Layout:
+    """How to draw a family of per-band metrics: band order (lower edge in Hz) and thresholds (dB)."""
+
+    band_lo: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, runs) -> "Layout":
+        out = cls()
+        for r in runs:
+            for k, v in r.data.params.items():
+                try:
+                    if k.startswith("eval.bands."):
+                        out.band_lo.setdefault(k[len("eval.bands."):], float(json.loads(v)[0]))
+                    elif k.startswith("eval.thresholds.") and k.endswith("_db"):
+                        out.thresholds.setdefault(k[len("eval.thresholds."):-len("_db")], float(v))
+                except (ValueError, TypeError, IndexError, KeyError):
+                    continue                      # a param of another shape: just not used for layout
+        return out
+
+    def sort_key(self, metric: str) -> tuple:
+        fam, _, band = metric.rpartition("/")
+        return fam, band == "all", self.band_lo.get(band, math.inf), band
+
+
+def short_labels(names: list[str]) -> list[str]:
+    """Run names without the overrides every run shares (case-blind: a sweep writes `False` where a
+    single run keeps `false`), and long paths cut to their last part."""
+    tokens = [n.split() for n in names]
+    common = set.intersection(*({w.lower() for w in t[1:]} for t in tokens)) if tokens else set()
+    out = []
+    for t in tokens:
+        keep = t[:1] + [w for w in t[1:] if w.lower() not in common]
+        out.append(" ".join(w.split("=")[0] + "=…/" + w.rsplit("/", 1)[1] if "=" in w and "/" in w else w for w in keep))
+    return out
 
 
 def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: str, params: list[str], tags: list[str]):
@@ -25,7 +67,8 @@ def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: st
         raise AaexpError(f"no MLflow experiment {experiment_names or 'aaexp-*'} in {cl.tracking_uri}")
     runs = cl.search_runs([e.experiment_id for e in exps], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
     runs = [r for r in runs if r.data.tags.get("sweep") != "parent"]
-    metric_names = sorted({m for r in runs for m in r.data.metrics if fnmatch.fnmatch(m, metric_glob)})
+    layout = Layout.from_params(runs)
+    metric_names = sorted({m for r in runs for m in r.data.metrics if fnmatch.fnmatch(m, metric_glob)}, key=layout.sort_key)
     rows = []
     for r in runs:
         row = {"run": r.info.run_name, "run_id": r.info.run_id[:8], "experiment": r.data.tags.get("experiment", "")}
@@ -33,7 +76,7 @@ def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: st
         row.update({m: r.data.metrics.get(m) for m in metric_names})
         row.update({t: r.data.tags.get(t, "") for t in tags})
         rows.append(row)
-    return rows, metric_names
+    return rows, metric_names, layout
 
 
 def _fmt(v) -> str:
@@ -49,8 +92,9 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def plot(rows: list[dict], metric_names: list[str], path: Path) -> bool:
+def plot(rows: list[dict], metric_names: list[str], path: Path, layout: Layout | None = None) -> bool:
     """Grouped bars per metric family (`a/b/<band>` -> family `a/b`); False if nothing to plot."""
+    layout = layout or Layout()
     families = defaultdict(list)
     for m in metric_names:
         fam, _, band = m.rpartition("/")
@@ -64,13 +108,17 @@ def plot(rows: list[dict], metric_names: list[str], path: Path) -> bool:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    labels = short_labels([r["run"] for r in rows])
     fig, axes = plt.subplots(len(families), 1, figsize=(10, 3.2 * len(families)), squeeze=False)
     for ax, (fam, names) in zip(axes[:, 0], sorted(families.items())):
         x = np.arange(len(names))
         w = 0.8 / max(len(rows), 1)
-        for i, r in enumerate(rows):
+        for i, (r, label) in enumerate(zip(rows, labels)):
             vals = [r[n] if r[n] is not None else np.nan for n in names]
-            ax.bar(x + i * w, vals, w, label=r["run"][:40])
+            ax.bar(x + i * w, vals, w, label=label[:60])
+        thr = layout.thresholds.get(fam.rpartition("/")[2])
+        if thr is not None:
+            ax.axhline(thr, color="k", ls="--", lw=0.8, label=f"threshold {thr:g} dB")
         ax.set_xticks(x + 0.4 - w / 2, [n.rpartition("/")[2] for n in names])
         ax.set_title(fam)
         ax.set_ylabel("dB" if "nmr" in fam or "esr" in fam else "")
@@ -91,7 +139,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", default="reports", help="folder for report.md, report.csv, report.png")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     args = p.parse_args(argv)
-    rows, metric_names = collect(args.tracking_uri, args.experiment_name, args.metrics, args.param or ["loss.lam"], args.tag or ["verdict"])
+    rows, metric_names, layout = collect(args.tracking_uri, args.experiment_name, args.metrics, args.param or ["loss.lam"], args.tag or ["verdict"])
     if not rows:
         raise AaexpError("no finished runs to report")
     out = Path(args.out)
@@ -103,6 +151,6 @@ def main(argv: list[str]) -> int:
         w.writeheader()
         w.writerows(rows)
     print(md)
-    wrote = ["report.md", "report.csv"] + (["report.png"] if plot(rows, metric_names, out / "report.png") else [])
+    wrote = ["report.md", "report.csv"] + (["report.png"] if plot(rows, metric_names, out / "report.png", layout) else [])
     print(f"\n{len(rows)} runs; wrote {', '.join(str(out / n) for n in wrote)}")
     return 0
