@@ -111,7 +111,7 @@ def bench_bandlimit() -> dict:
     per_threads = {}
     for threads in THREADS:
         with torch_threads(threads):
-            best, med = timed_ms(lambda: bandlimit(window, m), 20)
+            best, med = timed_ms(lambda: bandlimit(window, m), 40)
             it = iter(fresh)
             fresh_best, fresh_med = timed_ms(lambda: bandlimit(window, next(it)), 20)
             # Same-run yardsticks: a plain rfft + irfft round trip of the batch at a smooth length,
