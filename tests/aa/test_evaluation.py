@@ -75,14 +75,16 @@ def prime_at_most(n: int) -> int:
 
 def grid_by_hand(n_tones, f_lo, f_hi, window_s, kind="prime"):
     """(N, m, f0) computed without aaexp: largest prime window and nearest bin, or largest power
-    of two and nearest odd bin; log-spaced tones."""
+    of two and nearest odd bin; log-spaced tones, kept inside [f_lo, f_hi] (a step inwards)."""
     x = np.geomspace(f_lo, f_hi, n_tones)
     if kind == "prime":
-        n = prime_at_most(round(FS * window_s))
+        n, step = prime_at_most(round(FS * window_s)), 1
         m = np.round(x * n / FS).astype(int)
     else:
-        n = 2 ** int(np.floor(np.log2(round(FS * window_s))))
+        n, step = 2 ** int(np.floor(np.log2(round(FS * window_s)))), 2
         m = (2 * np.round((x * n / FS - 1) / 2) + 1).astype(int)
+    m = np.where(m * FS / n > f_hi, m - step, m)
+    m = np.where(m * FS / n < f_lo, m + step, m)
     return n, m, m * FS / n
 
 

@@ -124,3 +124,16 @@ def test_midi_conversions():
     assert float(tones.midi_to_hz(60)) == pytest.approx(261.6255653005986)
     midi = torch.linspace(0, 127, 128, dtype=torch.float64)
     np.testing.assert_allclose(tones.hz_to_midi(tones.midi_to_hz(midi)).numpy(), midi.numpy(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [44089, 32768])
+def test_snap_f0_within_a_range_keeps_the_end_tones_inside(n):
+    fs, lo, hi = 44100, 27.5, 12000.0
+    f0 = torch.tensor([27.5, 27.6, 440.0, 11999.9, 12000.0], dtype=torch.float64)
+    m, snapped, _ = tones.snap_f0(f0, fs, n, within=(lo, hi))
+    allowed = np.array([v for v in range(1, (n - 1) // 2 + 1) if np.gcd(v, n) == 1]) * fs / n
+    allowed = allowed[(allowed >= lo) & (allowed <= hi)]                                # brute force
+    for i, f in enumerate(f0.numpy()):
+        assert float(snapped[i]) == pytest.approx(allowed[np.argmin(np.abs(allowed - f))], rel=1e-15)
+    # without the range the 12 kHz tone may land above it: the range is what keeps it inside
+    assert lo <= float(snapped.min()) and float(snapped.max()) <= hi

@@ -72,13 +72,15 @@ def _max_gap(n: int) -> int:
     return max(b - a for a, b in zip(ok, ok[1:]))
 
 
-def snap_f0(f0, fs: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
+def snap_f0(f0, fs: float, n: int, within: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Snap frequencies to the nearest exactly periodic f0 = m·fs/n with gcd(m, n) = 1.
 
     Args:
         f0: frequencies in Hz, Tensor[B] (or anything torch.as_tensor takes).
         fs: sample rate in Hz.
         n: analysis window length (see `analysis_length`).
+        within: (lo, hi) Hz: prefer the nearest periodic f0 inside this range (an evaluation grid's
+            end tones then stay in their band whatever the window); ignored where none is near.
 
     Returns:
         m: LongTensor[B], FFT bin of the fundamental, 1 ≤ m < n/2 and coprime to n.
@@ -90,15 +92,17 @@ def snap_f0(f0, fs: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
         raise AaexpError("snap_f0: every f0 must be a finite frequency > 0 Hz")
     top = (n - 1) // 2
     x = (f0 * n / fs).clamp(1.0, float(top))
-    if _is_prime(n):
-        m = torch.round(x).long()
-    else:   # nearest coprime integer among the neighbours (within the largest gap)
-        gap = _max_gap(n)
-        cand = torch.floor(x).long().unsqueeze(-1) + torch.arange(-gap, gap + 2)
-        cand = cand.clamp(1, top)
-        dist = (cand.to(torch.float64) - x.unsqueeze(-1)).abs()
-        dist = torch.where(torch.gcd(cand, torch.tensor(n)) == 1, dist, math.inf)
-        m = torch.gather(cand, -1, dist.argmin(-1, keepdim=True)).squeeze(-1)
+    # Nearest usable bin among the neighbours: within one gap of x, or two when a range cuts some off.
+    gap = 1 if _is_prime(n) else _max_gap(n)
+    cand = (torch.floor(x).long().unsqueeze(-1) + torch.arange(-2 * gap, 2 * gap + 2)).clamp(1, top)
+    usable = torch.gcd(cand, torch.tensor(n)) == 1
+    dist = (cand.to(torch.float64) - x.unsqueeze(-1)).abs()
+    pick = torch.where(usable, dist, math.inf).argmin(-1)
+    if within is not None:
+        hz = cand.to(torch.float64) * fs / n
+        inside = usable & (hz >= float(within[0]) * (1 - 1e-12)) & (hz <= float(within[1]) * (1 + 1e-12))
+        pick = torch.where(inside.any(-1), torch.where(inside, dist, math.inf).argmin(-1), pick)
+    m = torch.gather(cand, -1, pick.unsqueeze(-1)).squeeze(-1)
     f0_snapped = m.to(torch.float64) * fs / n
     cents = 1200.0 * torch.log2(f0_snapped / f0)
     return m, f0_snapped, cents
