@@ -1,4 +1,6 @@
-"""Device selection: `device=auto|cpu|cuda|cuda:N|mps`."""
+"""Device selection: `device=auto|cpu|cuda|cuda:N|mps`, and the CPU thread count of a run."""
+
+import contextlib
 
 import torch
 
@@ -27,3 +29,16 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     raise AaexpError(f"device={spec!r} is not one of auto, cpu, cuda, cuda:N, mps")
+
+
+@contextlib.contextmanager
+def cpu_threads(threads, device: torch.device):
+    """torch's intra-op thread count set to `threads` for the block when running on the CPU, then
+    restored (a study's `trainer.cpu_threads`; None leaves torch's default)."""
+    before = torch.get_num_threads()
+    if threads is not None and device.type == "cpu":
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

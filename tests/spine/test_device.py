@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aaexp.device import resolve_device
+from aaexp.device import cpu_threads, resolve_device
 from aaexp.errors import AaexpError
 
 
@@ -35,3 +35,21 @@ def test_cuda_index_out_of_range(monkeypatch):
 def test_unknown_device_names_the_choices(bad):
     with pytest.raises((AaexpError, RuntimeError)):
         resolve_device(bad)
+
+
+def test_cpu_threads_sets_and_restores_on_cpu_only():
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    with cpu_threads(want, torch.device("cpu")):
+        assert torch.get_num_threads() == want
+    assert torch.get_num_threads() == before
+    with cpu_threads(want, torch.device("cuda")):         # not on the CPU: left alone
+        assert torch.get_num_threads() == before
+    with cpu_threads(None, torch.device("cpu")):          # None: torch's default stays
+        assert torch.get_num_threads() == before
+    try:
+        with cpu_threads(want, torch.device("cpu")):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before              # restored after an error too

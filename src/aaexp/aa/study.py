@@ -20,6 +20,7 @@ from aaexp.aa.framing import Framing
 from aaexp.aa.loss_mix import AALoss, lambda_at, term_weights
 from aaexp.aa.models import DEMO_TEACHER, AmpModel, export_model, load_model
 from aaexp.aa.trainer import Trainer
+from aaexp.device import cpu_threads
 from aaexp.errors import AaexpError
 
 
@@ -77,14 +78,8 @@ def export_students(ctx, student: AmpModel, best_path: Path, note: str) -> dict[
 
 def run(ctx) -> dict[str, float]:
     """Train one student (see module docstring); returns the final metrics."""
-    threads = ctx.cfg.trainer.get("cpu_threads")
-    before = torch.get_num_threads()
-    if threads is not None and ctx.device.type == "cpu":
-        torch.set_num_threads(int(threads))
-    try:
+    with cpu_threads(ctx.cfg.trainer.get("cpu_threads"), ctx.device):
         return _run(ctx)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(ctx) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aaexp.device import cpu_threads
 from aaexp.eq import data as eq_data
 from aaexp.eq import evaluation, normalise, plots
 from aaexp.eq import model as eq_model
@@ -37,14 +38,8 @@ def _verdict(m: dict[str, float], ev: evaluation.Evaluation) -> str:
 
 def run(ctx) -> dict[str, float]:
     """The study entry (`study.entry`): returns the final eval/* metrics."""
-    threads = ctx.cfg.trainer.get("cpu_threads")
-    before = torch.get_num_threads()
-    if ctx.device.type == "cpu" and threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
+    with cpu_threads(ctx.cfg.trainer.get("cpu_threads"), ctx.device):
         return _run(ctx)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(ctx) -> dict[str, float]:
