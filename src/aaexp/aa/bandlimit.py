@@ -46,11 +46,12 @@ def _use_chirp(m: Tensor, n: int) -> bool:
 
 
 def _harmonic_count(m: Tensor, n: int) -> int:
-    """Bins 0..K needed for the batch, K ≥ the largest number of harmonics k·m ≤ n/2 over the rows,
-    rounded up to a multiple of 64 (capped at n/2) so that batches of random tones reuse the cached
-    chirp kernels; the extra bins are masked out."""
+    """Bins 0..K needed for the batch, K ≥ the largest number of harmonics k·m ≤ n/2 over the rows.
+    Past the few harmonics that `chirp.harmonic_bins` projects directly, K is rounded up to a
+    multiple of 64 (capped at n/2) so that batches of random tones reuse the cached chirp kernels;
+    the extra bins are masked out."""
     k = (n // 2) // int(m.min())
-    return min(-(-k // 64) * 64, (n - 1) // 2) + 1
+    return k + 1 if k < 32 else min(-(-k // 64) * 64, (n - 1) // 2) + 1
 
 
 def harmonic_mask(m: Tensor, n: int) -> Tensor:
