@@ -1,8 +1,8 @@
 """Sine-tone data sets and their exact bandlimited teacher targets, cached on disk.
 
 A tone runs for a warm-up (discarded) and then an N-sample loss window (N prime, or a power of two
-with `window_kind=pow2`), f0 snapped to
-m·fs/N, so the teacher's output over the window is exactly periodic. Its bandlimited version is
+with `window_kind=pow2`), f0 snapped to m·fs/N, so the teacher's output over the window is exactly
+periodic. Its bandlimited version is
 fully described by the rfft coefficients at the harmonic bins k·m (DC included); the cache keeps
 only those (a few MB for 1,600 tones instead of 0.5 GB of waveforms) and `ToneSet.targets`
 rebuilds a batch of targets with one irfft.

@@ -13,6 +13,7 @@ power-of-two FFTs, several times faster, but a shorter window and snaps of up to
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -55,9 +56,12 @@ def analysis_length(fs: int, seconds: float, kind: str = "prime") -> int:
     return n
 
 
+@lru_cache(maxsize=16)
 def _max_gap(n: int) -> int:
     """Largest distance between consecutive integers coprime to n (1 for prime n, 2 for a power of
     two): found over one period of n's squarefree kernel."""
+    if _is_prime(n):
+        return 1
     rad, rest, p = 1, n, 2
     while p * p <= rest:
         if rest % p == 0:
@@ -93,7 +97,7 @@ def snap_f0(f0, fs: float, n: int, within: tuple[float, float] | None = None) ->
     top = (n - 1) // 2
     x = (f0 * n / fs).clamp(1.0, float(top))
     # Nearest usable bin among the neighbours: within one gap of x, or two when a range cuts some off.
-    gap = 1 if _is_prime(n) else _max_gap(n)
+    gap = _max_gap(n)
     cand = (torch.floor(x).long().unsqueeze(-1) + torch.arange(-2 * gap, 2 * gap + 2)).clamp(1, top)
     usable = torch.gcd(cand, torch.tensor(n)) == 1
     dist = (cand.to(torch.float64) - x.unsqueeze(-1)).abs()
@@ -111,7 +115,7 @@ def snap_f0(f0, fs: float, n: int, within: tuple[float, float] | None = None) ->
 def max_snap_cents(fs: float, n: int, f_min: float) -> float:
     """Worst-case |snap| in cents for any f0 ≥ f_min: half the largest gap between usable bins
     (half a bin for a prime window, one bin for a power of two) down from the lowest f0."""
-    half_gap = 0.5 * (1 if _is_prime(n) else _max_gap(n)) * fs / n
+    half_gap = 0.5 * _max_gap(n) * fs / n
     if f_min <= half_gap:
         return math.inf                       # f0 near the lowest bin snaps by ≥ itself: unbounded in cents
     return 1200.0 * math.log2(f_min / (f_min - half_gap))
