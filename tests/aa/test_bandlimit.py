@@ -203,3 +203,25 @@ def test_scratch_buffers_and_autograd_path_agree():
         np.testing.assert_allclose(bandlimit(y, m).numpy(), plain.numpy(), atol=1e-13)
         with_grad = bandlimit(y.clone().requires_grad_(), m)
         np.testing.assert_allclose(with_grad.detach().numpy(), plain.numpy(), atol=1e-13)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(3001, 41), (41, 3001), (700, 700)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_chirp_conv_matches_its_defining_sum(n_in, n_out, grad):
+    # The blocked convolution (several pieces, a partial last one) against the sum written out.
+    from aaexp.aa import chirp
+
+    n, i0, o0 = 3001, -20, -(n_out // 2)
+    gen = torch.Generator().manual_seed(n_in)
+    x = torch.randn(3, n_in, generator=gen, dtype=torch.complex128).requires_grad_(grad)
+    pre = torch.randn(n_in, generator=gen, dtype=torch.complex128)
+    post = torch.randn(n_out, generator=gen, dtype=torch.complex128)
+    if min(n_in, n_out) < 100:
+        assert chirp.block_plan(max(n_in, n_out), min(n_in, n_out)).count > 1
+    ours = chirp.chirp_conv(x, i0, o0, n_out, n, +1, pre=pre, post=post).detach().numpy()
+    i = np.arange(i0, i0 + n_in)
+    o = np.arange(o0, o0 + n_out)
+    d = (o[:, None] - i[None, :]).astype(np.float64)
+    kernel = np.exp(1j * np.pi * np.mod(d * d, 2 * n) / n)                    # n_out x n_in
+    expected = post.numpy() * ((x.detach().numpy() * pre.numpy()) @ kernel.T)
+    np.testing.assert_allclose(ours, expected, atol=1e-9 * np.abs(expected).max())

@@ -3,17 +3,20 @@
 The analysis window N is prime so that bandlimiting is exact, but FFT libraries are slow at prime
 lengths (MKL: ~35x slower for N = 44,089 than for 44,100). Bluestein's identity
 k·j = (k² + j² − (k − j)²)/2 turns any set of DFT bins into a convolution with the chirp
-e^{iπt²/N}, done with FFTs of a 7-smooth length L, which are fast. Two real rows are packed into
-one complex row, halving the work. Everything is plain torch: batched, differentiable, any device.
+e^{iπt²/N}, done with FFTs of fast lengths. Two real rows are packed into one complex row, halving
+the work. Everything is plain torch: batched, differentiable, any device.
 
 Harmonics: with f0 = m·fs/N and gcd(m, N) = 1, the permuted signal z[j] = y[j·m⁻¹ mod N] has
 Z[k] = Y[k·m], so the harmonics of f0 are the *lowest* bins of z and only those need computing.
+A convolution between N samples and those few bins is cut into blocks on its long side (`Blocks`),
+so the long side costs one FFT of about its length instead of two.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -55,15 +58,80 @@ _WORKSPACE: dict[tuple, Tensor] = {}
 
 
 def _workspace(tag: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A zero-initialised scratch tensor kept between calls (the zero-padded FFT input: only its
-    head is rewritten, so padding costs nothing). Only used without autograd."""
+    """A scratch tensor kept between calls, contents left from the last one (allocating and first
+    touching several MB per call costs as much as an FFT here). Only used without autograd."""
     key = (tag, shape, dtype, device)
     buf = _WORKSPACE.get(key)
     if buf is None:
-        if len(_WORKSPACE) >= 24:
+        if len(_WORKSPACE) >= 8:
             _WORKSPACE.clear()
-        buf = _WORKSPACE[key] = torch.zeros(shape, dtype=dtype, device=device)
+        buf = _WORKSPACE[key] = torch.empty(shape, dtype=dtype, device=device)
     return buf
+
+
+class Blocks(NamedTuple):
+    """How a convolution between a long side (N samples) and a short side (P samples) is cut:
+    `count` pieces of `step` samples on the long side, each convolved at FFT length `size`
+    (step + P − 1 ≤ size)."""
+    size: int
+    step: int
+    count: int
+
+
+@lru_cache(maxsize=64)
+def block_plan(n_long: int, n_short: int) -> Blocks:
+    """The cheapest cut by Σ L·log2(L) over the FFTs: `count` long-side transforms and one
+    short-side transform of length L (one piece, count = 1, is the plain Bluestein convolution)."""
+    def cost(size: int) -> tuple[float, Blocks]:
+        step = size - n_short + 1
+        count = -(-n_long // step)
+        return (count + 1) * size * math.log2(size), Blocks(size, step, count)
+
+    single = good_size(n_long + n_short - 1)
+    options = [cost(single)]
+    size = 1 << max(1, math.ceil(math.log2(2 * n_short)))
+    while size < single:
+        options.append(cost(size))
+        size *= 2
+    return min(options)[1]
+
+
+@lru_cache(maxsize=32)
+def _block_kernels(n: int, size: int, starts: tuple[int, ...], sign: int, dtype: torch.dtype,
+                   device: torch.device) -> Tensor:
+    """The kernel spectra of the pieces (`_kernel_spectrum` at each piece's offset): Tensor[count x L]."""
+    return torch.stack([_kernel_spectrum(n, size, t0, sign, dtype, device) for t0 in starts])
+
+
+def _split(a: Tensor, plan: Blocks) -> Tensor:
+    """Tensor[R x I] (I ≤ count·step) → zero-padded pieces Tensor[R x count x size]. Padded here,
+    not with torch.fft's n= (several times slower on the CPU)."""
+    pad = torch.nn.functional.pad
+    rows, n_in = a.shape
+    return pad(pad(a, (0, plan.count * plan.step - n_in)).reshape(rows, plan.count, plan.step),
+               (0, plan.size - plan.step))
+
+
+def _conv_long_input(pieces: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int, plan: Blocks) -> Tensor:
+    """out[o] = Σ_i a[i]·h[o − i] for o = o0..o0+n_out−1 from the zero-padded pieces of a
+    (a[i0 + s·step + r] at pieces[:, s, r]): each piece's spectrum times its kernel's, summed, one
+    inverse FFT. Shape: pieces: Tensor[R x count x size]; output: Tensor[R x n_out] (a view)."""
+    step = plan.step
+    starts = tuple(o0 - (i0 + s * step + step - 1) for s in range(plan.count))
+    kern = _block_kernels(n, plan.size, starts, sign, pieces.dtype, pieces.device)
+    spec = torch.fft.fft(pieces).mul_(kern).sum(dim=1)
+    return torch.fft.ifft(spec)[..., step - 1: step - 1 + n_out]
+
+
+def _conv_long_output(a: Tensor, i0: int, o0: int, n: int, sign: int, plan: Blocks) -> Tensor:
+    """out[o] = Σ_i a[i]·h[o − i] for o = o0..o0+count·step−1, a indexed i = i0..i0+I−1: one FFT of
+    a, then one inverse FFT per piece of outputs, with its own kernel.
+    Shape: a: Tensor[R x I]; output: Tensor[R x count x step], out[o0 + s·step + r] at [:, s, r]."""
+    n_in = a.shape[-1]
+    starts = tuple(o0 + s * plan.step - (i0 + n_in - 1) for s in range(plan.count))
+    kern = _block_kernels(n, plan.size, starts, sign, a.dtype, a.device)
+    spec = torch.fft.fft(torch.nn.functional.pad(a, (0, plan.size - n_in)))
+    return torch.fft.ifft(spec.unsqueeze(1) * kern)[..., n_in - 1: n_in - 1 + plan.step]
 
 
 def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int,
@@ -75,20 +143,12 @@ def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int,
         output: complex Tensor[B x n_out] (a new tensor).
     """
     rows, n_in = x.shape
-    size = good_size(n_in + n_out - 1)
-    t0 = o0 - (i0 + n_in - 1)                      # smallest o − i
-    kern = _kernel_spectrum(n, size, t0, sign, x.dtype, x.device)
-    if torch.is_grad_enabled() and x.requires_grad:
-        a = x if pre is None else x * pre
-        full = torch.fft.ifft(torch.fft.fft(a, n=size).mul_(kern))
-    else:   # same arithmetic in scratch buffers; the input's padding stays zero (keyed by n_in)
-        buf = _workspace(f"in{n_in}", (rows, size), x.dtype, x.device)
-        if pre is None:
-            buf[:, :n_in].copy_(x)
-        else:
-            torch.mul(x, pre, out=buf[:, :n_in])
-        full = torch.fft.ifft(torch.fft.fft(buf).mul_(kern))
-    seg = full[..., n_in - 1: n_in - 1 + n_out]
+    a = x if pre is None else x * pre
+    plan = block_plan(max(n_in, n_out), min(n_in, n_out))
+    if n_in >= n_out:
+        seg = _conv_long_input(_split(a, plan), i0, o0, n_out, n, sign, plan)
+    else:
+        seg = _conv_long_output(a, i0, o0, n, sign, plan).reshape(rows, -1)[:, :n_out]
     return seg * post if post is not None else seg.clone()
 
 
@@ -156,21 +216,26 @@ def irfft(spec: Tensor, n: int) -> Tensor:
     return synthesize(spec, n)
 
 
-def _synthesize_packed(coef: Tensor, n: int) -> Tensor:
-    """Rows 2r + i·rows 2r+1 of `synthesize`, as one complex Tensor[ceil(B/2) x N]."""
+def _pack_coefficients(coef: Tensor, n: int) -> tuple[Tensor, int]:
+    """Bins 0..K of real rows → bins k0..K (k0 = −K) of complex rows 2r + i·rows 2r+1, whose one
+    complex synthesis gives both real rows: (complex Tensor[ceil(B/2) x (2K+1)], k0)."""
     b, k1 = coef.shape
     coef = torch.cat([coef[..., :1].real.to(coef.dtype), coef[..., 1:]], dim=-1)
     if b % 2:
         coef = torch.cat([coef, coef.new_zeros(1, k1)])
     even, odd = coef[0::2], coef[1::2]
-    # Hermitian extension of each row, then rows 2r + i·rows 2r+1: one complex synthesis for both.
     pos = even + 1j * odd                                                 # k = 0..K
-    neg = (even.conj() + 1j * odd.conj())[..., 1:].flip(-1)               # k = −K..−1
+    neg = (even.conj() + 1j * odd.conj())[..., 1:].flip(-1)               # k = −K..−1 (Hermitian)
     if n % 2 == 0 and k1 - 1 == n // 2:                                   # Nyquist bin: once, real
         pos = torch.cat([pos[..., :-1], (even[..., -1:].real + 1j * odd[..., -1:].real).to(pos.dtype)], -1)
         neg = neg[..., 1:]
     packed = torch.cat([neg, pos], dim=-1)
-    k0 = -(packed.shape[-1] - k1)
+    return packed, -(packed.shape[-1] - k1)
+
+
+def _synthesize_packed(coef: Tensor, n: int) -> Tensor:
+    """Rows 2r + i·rows 2r+1 of `synthesize`, as one complex Tensor[ceil(B/2) x N]."""
+    packed, k0 = _pack_coefficients(coef, n)
     return chirp_conv(packed, k0, 0, n, n, -1, pre=_chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device),
                       post=_scaled_chirp(n, packed.dtype, packed.device))
 
@@ -187,17 +252,25 @@ def synthesize(coef: Tensor, n: int) -> Tensor:
 
 
 @lru_cache(maxsize=4)
-def _harmonic_plan(ms: tuple[int, ...], n: int, device: torch.device) -> Tensor:
-    """perm[b, j] = j·m_b⁻¹ mod N, LongTensor[rows x N]: z = y[perm] puts harmonic k of row b on
-    bin k of z, and y = z scattered back to perm. The batch is padded to an even number of rows (a
-    padding row gets m = 1). Cached: an evaluation runs the same tones through every model."""
+def _permutations(ms: tuple[int, ...], n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(into, back), LongTensor[rows x N] each, for a batch padded to an even number of rows (a
+    padding row gets m = 1). Cached: an evaluation runs the same tones through every model.
+
+    - into[b, j] = j·m_b⁻¹ mod N: z = y[into] puts harmonic k of row b on bin k of z;
+    - back[b, t] = 2·(t·m_b mod N) + b % 2: where sample t of row b sits in view_as_real of the
+      packed synthesis (rows 2r + i·rows 2r+1).
+    """
     ms = tuple(ms) + (1,) * (len(ms) % 2)
+    t = torch.arange(n, device=device)
     inv = torch.tensor([pow(v, -1, n) for v in ms], dtype=torch.int64, device=device)
-    return torch.remainder(inv.unsqueeze(-1) * torch.arange(n, device=device), n)   # < n² < 2^63
+    into = torch.remainder(inv.unsqueeze(-1) * t, n)                     # < n² < 2^63
+    m = torch.tensor(ms, dtype=torch.int64, device=device)
+    back = torch.remainder(m.unsqueeze(-1) * t, n).mul_(2).add_(torch.arange(len(ms), device=device).unsqueeze(-1) % 2)
+    return into, back
 
 
-def _plan(m: Tensor, n: int) -> Tensor:
-    return _harmonic_plan(tuple(int(v) for v in m.tolist()), n, m.device)
+def _plan(m: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    return _permutations(tuple(int(v) for v in m.tolist()), n, m.device)
 
 
 @lru_cache(maxsize=8)
@@ -209,31 +282,62 @@ def _low_bin_basis(n: int, count: int, dtype: torch.dtype, device: torch.device)
     return torch.cos(phase).to(dtype), torch.sin(phase).to(dtype)
 
 
+@lru_cache(maxsize=32)
+def _piece_chirp(n: int, plan: Blocks, sign: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """exp(sign·iπj²/n) for j = s·step + i laid out as Tensor[count x step], 0 past N; for the
+    synthesis (sign +1) with the 1/N of the inverse DFT folded in."""
+    j = torch.arange(plan.count * plan.step, dtype=torch.int64, device=device)
+    w = _chirp(j, n, sign) / (n if sign > 0 else 1)
+    return torch.where(j < n, w, 0).to(dtype).reshape(plan.count, plan.step)
+
+
 def harmonic_bins(y: Tensor, m: Tensor, count: int) -> Tensor:
     """Y[k·m] for k = 0..count−1 (harmonic k of f0 = m·fs/N, DC first), without a full-length DFT.
 
     A few harmonics are read by a direct projection, many by one chirp-z transform of the
-    permuted signal, two real rows per complex row. Requires gcd(m, N) = 1 (true for prime N).
+    permuted signal, two real rows per complex row, gathered straight into the zero-padded pieces
+    of the blocked convolution. Requires gcd(m, N) = 1 (true for prime N).
 
     Shape:
         y: real Tensor[B x N]; m: LongTensor[B]; output: complex Tensor[B x count].
     """
     n, b = y.shape[-1], y.shape[0]
-    perm = _plan(m, n)
     if count <= 32:
         cos, sin = _low_bin_basis(n, count, y.dtype, y.device)
-        z = torch.gather(y, -1, perm[:b])
+        z = torch.gather(y, -1, _plan(m, n)[0][:b])
         return torch.complex(z @ cos, -(z @ sin))
-    rows = y if b % 2 == 0 else torch.cat([y, y.new_zeros(1, n)])
-    z = torch.gather(rows, -1, perm)
-    packed = torch.complex(z[0::2], z[1::2])
     q = count - 1
-    return _unpack_spectra(dft_bins(packed, -q, 2 * q + 1), q, b)
+    plan, into = block_plan(n, 2 * q + 1), _plan(m, n)[0]
+    rows = y if b % 2 == 0 else torch.cat([y, y.new_zeros(1, n)])
+    z = torch.gather(rows, -1, into)
+    packed = torch.complex(z[0::2], z[1::2])                           # R x N
+    pre = _piece_chirp(n, plan, -1, packed.dtype, y.device)
+    if torch.is_grad_enabled() and y.requires_grad:
+        pieces = _split(packed, plan) * torch.nn.functional.pad(pre, (0, plan.size - plan.step))
+    else:   # the same, multiplied straight into a scratch buffer (every entry rewritten)
+        pieces = _workspace("pieces", (packed.shape[0], plan.count, plan.size), packed.dtype, y.device)
+        full, rest = divmod(n, plan.step)
+        head = pieces[..., : plan.step]
+        pieces[..., plan.step:].zero_()
+        if full:
+            torch.mul(packed[:, : full * plan.step].reshape(-1, full, plan.step), pre[:full], out=head[:, :full])
+        if rest:
+            torch.mul(packed[:, full * plan.step:], pre[full, :rest], out=head[:, full, :rest])
+            head[:, full, rest:].zero_()
+    spec = _conv_long_input(pieces, 0, -q, 2 * q + 1, n, +1, plan)
+    spec = spec * _chirp_range(-q, 2 * q + 1, n, -1, packed.dtype, y.device)
+    return _unpack_spectra(spec, q, b)
 
 
 def from_harmonic_bins(coef: Tensor, m: Tensor, n: int) -> Tensor:
-    """The real signal whose only nonzero bins are ±k·m with Y[k·m] = coef[k]: Tensor[B x N]."""
-    perm = _plan(m, n)
-    u = _synthesize_packed(coef, n)
-    z = torch.stack([u.real, u.imag], dim=1).reshape(-1, n)
-    return torch.empty_like(z).scatter_(-1, perm, z)[: coef.shape[0]]
+    """The real signal whose only nonzero bins are ±k·m with Y[k·m] = coef[k]: Tensor[B x N].
+
+    One packed synthesis per pair of rows, cut into pieces of output, then gathered straight back
+    into each row's sample order."""
+    b = coef.shape[0]
+    packed, k0 = _pack_coefficients(coef, n)
+    plan, back = block_plan(n, packed.shape[-1]), _plan(m, n)[1]
+    a = packed * _chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device)
+    u = _conv_long_output(a, k0, 0, n, -1, plan) * _piece_chirp(n, plan, +1, packed.dtype, packed.device)
+    flat = torch.view_as_real(u).reshape(u.shape[0], 1, -1).expand(-1, 2, -1)    # R x 2 x (2·count·step)
+    return torch.gather(flat, 2, back.reshape(-1, 2, n)).reshape(-1, n)[:b]
