@@ -28,6 +28,16 @@ def machine() -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
 
 
+def record(name: str, result: dict, started: float) -> Path:
+    """Write one bench's result to bench/results/<name>.json with when, how long and on what."""
+    out = {"bench": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "wall_s": round(time.perf_counter() - started, 2), "machine": machine(), "results": result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", action="append", help="bench name(s), e.g. aa_core")
@@ -49,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(name)
             continue
-        out = {"bench": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "wall_s": round(time.perf_counter() - t0, 2), "machine": machine(), "results": result}
-        (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+        record(name, result, t0)
         print(json.dumps(result, indent=2, default=str))
     return 1 if failed else 0
 

@@ -90,8 +90,9 @@ def run(pairs: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    from bench import record          # scripts/ is on sys.path when this file runs as a script
+
+    started = time.perf_counter()
     result = run(sys.argv[1:] or None)
-    path = REPO / "bench" / "results" / "aa_eval.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    print("wrote", record("aa_eval", result, started))

@@ -32,7 +32,6 @@ from aaexp.config import compose
 from aaexp.seeding import seed_everything
 
 REPS = 5
-RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "aa_train.json"
 
 
 class _NoTracker:
@@ -126,7 +125,9 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
+    from bench import record          # scripts/ is on sys.path when this file runs as a script
+
+    started = time.perf_counter()
     res = run()
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps({"bench": "aa_train", "results": res}, indent=2) + "\n")
     print(json.dumps(res, indent=2))
+    print("wrote", record("aa_train", res, started))

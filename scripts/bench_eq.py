@@ -87,8 +87,9 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
+    from bench import record          # scripts/ is on sys.path when this file runs as a script
+
+    started = time.perf_counter()
     res = run()
-    path = Path(__file__).resolve().parents[1] / "bench" / "results" / "eq.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
+    print("wrote", record("eq", res, started))

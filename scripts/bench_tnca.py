@@ -8,11 +8,9 @@ Writes bench/results/tnca.json when run as a script.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -87,11 +85,11 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[1] / "bench" / "results" / "tnca.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from bench import record          # scripts/ is on sys.path when this file runs as a script
+
+    started = time.perf_counter()
     res = run()
-    out.write_text(json.dumps(res, indent=2) + "\n")
     for label, r in res["cases"].items():
         print(f"{label:55s} {r['iter_per_s']:.3f} it/s  loss {100 * r['loss_share']:.1f}%  NCA {100 * r['nca_share']:.1f}%")
     print("thread scaling:", {k: round(v, 3) for k, v in res["thread_scaling"].items()})
-    print(f"wrote {out}")
+    print("wrote", record("tnca", res, started))
