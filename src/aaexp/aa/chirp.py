@@ -80,16 +80,18 @@ class Blocks(NamedTuple):
 
 @lru_cache(maxsize=64)
 def block_plan(n_long: int, n_short: int) -> Blocks:
-    """The cheapest cut by Σ L·log2(L) over the FFTs: `count` long-side transforms and one
-    short-side transform of length L (one piece, count = 1, is the plain Bluestein convolution)."""
+    """The cheapest cut, counting L·(log2(L) + 3) per transform (the FFT and the elementwise passes
+    around it): `count` long-side transforms and one short-side transform of length L (one piece,
+    count = 1, is the plain Bluestein convolution). Pieces of at least 64 samples: the count
+    ignores each FFT call's fixed cost."""
     def cost(size: int) -> tuple[float, Blocks]:
         step = size - n_short + 1
         count = -(-n_long // step)
-        return (count + 1) * size * math.log2(size), Blocks(size, step, count)
+        return (count + 1) * size * (math.log2(size) + 3), Blocks(size, step, count)
 
     single = good_size(n_long + n_short - 1)
     options = [cost(single)]
-    size = 1 << max(1, math.ceil(math.log2(2 * n_short)))
+    size = 1 << max(6, math.ceil(math.log2(2 * n_short)))
     while size < single:
         options.append(cost(size))
         size *= 2
