@@ -105,13 +105,31 @@ def _block_kernels(n: int, size: int, starts: tuple[int, ...], sign: int, dtype:
     return torch.stack([_kernel_spectrum(n, size, t0, sign, dtype, device) for t0 in starts])
 
 
-def _split(a: Tensor, plan: Blocks) -> Tensor:
-    """Tensor[R x I] (I ≤ count·step) → zero-padded pieces Tensor[R x count x size]. Padded here,
-    not with torch.fft's n= (several times slower on the CPU)."""
-    pad = torch.nn.functional.pad
-    rows, n_in = a.shape
-    return pad(pad(a, (0, plan.count * plan.step - n_in)).reshape(rows, plan.count, plan.step),
-               (0, plan.size - plan.step))
+def _split(x: Tensor, plan: Blocks, pre: Tensor | None = None) -> Tensor:
+    """pre·x, Tensor[R x I] (I ≤ count·step), cut into zero-padded pieces Tensor[R x count x size].
+    Padded here, not with torch.fft's n= (several times slower on the CPU); without autograd,
+    multiplied straight into a scratch buffer."""
+    rows, n_in = x.shape
+    if torch.is_grad_enabled() and (x.requires_grad or (pre is not None and pre.requires_grad)):
+        pad = torch.nn.functional.pad
+        a = x if pre is None else x * pre
+        return pad(pad(a, (0, plan.count * plan.step - n_in)).reshape(rows, plan.count, plan.step),
+                   (0, plan.size - plan.step))
+    pieces = _workspace("pieces", (rows, plan.count, plan.size), x.dtype, x.device)
+    step = plan.step
+    full, rest = divmod(n_in, step)                # count = full, or full + 1 with a partial piece
+    head = pieces[..., :step]
+    pieces[..., step:].zero_()
+    parts = [(x[:, : full * step].reshape(rows, full, step), slice(0, full * step), head[:, :full])] if full else []
+    if rest:
+        parts.append((x[:, full * step:], slice(full * step, n_in), head[:, full, :rest]))
+        head[:, full, rest:].zero_()
+    for src, span, out in parts:
+        if pre is None:
+            out.copy_(src)
+        else:
+            torch.mul(src, pre[span].reshape(src.shape[1:]), out=out)
+    return pieces
 
 
 def _conv_long_input(pieces: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int, plan: Blocks) -> Tensor:
@@ -145,13 +163,15 @@ def chirp_conv(x: Tensor, i0: int, o0: int, n_out: int, n: int, sign: int,
         output: complex Tensor[B x n_out] (a new tensor).
     """
     rows, n_in = x.shape
-    a = x if pre is None else x * pre
     plan = block_plan(max(n_in, n_out), min(n_in, n_out))
     if n_in >= n_out:
-        seg = _conv_long_input(_split(a, plan), i0, o0, n_out, n, sign, plan)
-    else:
-        seg = _conv_long_output(a, i0, o0, n, sign, plan).reshape(rows, -1)[:, :n_out]
-    return seg * post if post is not None else seg.clone()
+        seg = _conv_long_input(_split(x, plan, pre), i0, o0, n_out, n, sign, plan)
+        return seg * post if post is not None else seg.clone()
+    out = _conv_long_output(x if pre is None else x * pre, i0, o0, n, sign, plan)    # R x count x step
+    if post is None:
+        return out.reshape(rows, -1)[:, :n_out]
+    post = torch.nn.functional.pad(post, (0, plan.count * plan.step - n_out)).reshape(plan.count, plan.step)
+    return (out * post).reshape(rows, -1)[:, :n_out]        # a view of one new tensor
 
 
 def dft_bins(x: Tensor, k0: int, count: int) -> Tensor:
@@ -284,21 +304,11 @@ def _low_bin_basis(n: int, count: int, dtype: torch.dtype, device: torch.device)
     return torch.cos(phase).to(dtype), torch.sin(phase).to(dtype)
 
 
-@lru_cache(maxsize=32)
-def _piece_chirp(n: int, plan: Blocks, sign: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """exp(sign·iπj²/n) for j = s·step + i laid out as Tensor[count x step], 0 past N; for the
-    synthesis (sign +1) with the 1/N of the inverse DFT folded in."""
-    j = torch.arange(plan.count * plan.step, dtype=torch.int64, device=device)
-    w = _chirp(j, n, sign) / (n if sign > 0 else 1)
-    return torch.where(j < n, w, 0).to(dtype).reshape(plan.count, plan.step)
-
-
 def harmonic_bins(y: Tensor, m: Tensor, count: int) -> Tensor:
     """Y[k·m] for k = 0..count−1 (harmonic k of f0 = m·fs/N, DC first), without a full-length DFT.
 
     A few harmonics are read by a direct projection, many by one chirp-z transform of the
-    permuted signal, two real rows per complex row, gathered straight into the zero-padded pieces
-    of the blocked convolution. Requires gcd(m, N) = 1 (true for prime N).
+    permuted signal, two real rows per complex row. Requires gcd(m, N) = 1 (true for prime N).
 
     Shape:
         y: real Tensor[B x N]; m: LongTensor[B]; output: complex Tensor[B x count].
@@ -308,38 +318,15 @@ def harmonic_bins(y: Tensor, m: Tensor, count: int) -> Tensor:
         cos, sin = _low_bin_basis(n, count, y.dtype, y.device)
         z = torch.gather(y, -1, _plan(m, n)[0][:b])
         return torch.complex(z @ cos, -(z @ sin))
-    q = count - 1
-    plan, into = block_plan(n, 2 * q + 1), _plan(m, n)[0]
     rows = y if b % 2 == 0 else torch.cat([y, y.new_zeros(1, n)])
-    z = torch.gather(rows, -1, into)
-    packed = torch.complex(z[0::2], z[1::2])                           # R x N
-    pre = _piece_chirp(n, plan, -1, packed.dtype, y.device)
-    if torch.is_grad_enabled() and y.requires_grad:
-        pieces = _split(packed, plan) * torch.nn.functional.pad(pre, (0, plan.size - plan.step))
-    else:   # the same, multiplied straight into a scratch buffer (every entry rewritten)
-        pieces = _workspace("pieces", (packed.shape[0], plan.count, plan.size), packed.dtype, y.device)
-        full, rest = divmod(n, plan.step)
-        head = pieces[..., : plan.step]
-        pieces[..., plan.step:].zero_()
-        if full:
-            torch.mul(packed[:, : full * plan.step].reshape(-1, full, plan.step), pre[:full], out=head[:, :full])
-        if rest:
-            torch.mul(packed[:, full * plan.step:], pre[full, :rest], out=head[:, full, :rest])
-            head[:, full, rest:].zero_()
-    spec = _conv_long_input(pieces, 0, -q, 2 * q + 1, n, +1, plan)
-    spec = spec * _chirp_range(-q, 2 * q + 1, n, -1, packed.dtype, y.device)
-    return _unpack_spectra(spec, q, b)
+    z = torch.gather(rows, -1, _plan(m, n)[0])
+    q = count - 1
+    return _unpack_spectra(dft_bins(torch.complex(z[0::2], z[1::2]), -q, 2 * q + 1), q, b)
 
 
 def from_harmonic_bins(coef: Tensor, m: Tensor, n: int) -> Tensor:
-    """The real signal whose only nonzero bins are ±k·m with Y[k·m] = coef[k]: Tensor[B x N].
-
-    One packed synthesis per pair of rows, cut into pieces of output, then gathered straight back
-    into each row's sample order."""
-    b = coef.shape[0]
-    packed, k0 = _pack_coefficients(coef, n)
-    plan, back = block_plan(n, packed.shape[-1]), _plan(m, n)[1]
-    a = packed * _chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device)
-    u = _conv_long_output(a, k0, 0, n, -1, plan) * _piece_chirp(n, plan, +1, packed.dtype, packed.device)
-    flat = torch.view_as_real(u).reshape(u.shape[0], 1, -1).expand(-1, 2, -1)    # R x 2 x (2·count·step)
-    return torch.gather(flat, 2, back.reshape(-1, 2, n)).reshape(-1, n)[:b]
+    """The real signal whose only nonzero bins are ±k·m with Y[k·m] = coef[k]: Tensor[B x N]:
+    one packed synthesis per pair of rows, gathered straight back into each row's sample order."""
+    u = _synthesize_packed(coef, n)                                          # R x N, complex
+    flat = torch.view_as_real(u).reshape(u.shape[0], 1, -1).expand(-1, 2, -1)    # R x 2 x 2N
+    return torch.gather(flat, 2, _plan(m, n)[1].reshape(-1, 2, n)).reshape(-1, n)[: coef.shape[0]]
