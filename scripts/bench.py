@@ -38,6 +38,18 @@ def record(name: str, result: dict, started: float) -> Path:
     return path
 
 
+def run_alone(name: str, run, show=None) -> dict:
+    """A bench script's `__main__`: run it, show the result (`show`, or the JSON), record it."""
+    started = time.perf_counter()
+    result = run()
+    if show is None:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        show(result)
+    print("wrote", record(name, result, started))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", action="append", help="bench name(s), e.g. aa_core")

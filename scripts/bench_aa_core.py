@@ -17,7 +17,6 @@ same batch at a smooth length is timed in the same run as a yardstick.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -246,9 +245,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import record          # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
 
-    started = time.perf_counter()
-    res = run()
-    print(json.dumps(res, indent=2))
-    print("wrote", record("aa_core", res, started))
+    run_alone("aa_core", run)

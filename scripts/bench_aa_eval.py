@@ -90,9 +90,6 @@ def run(pairs: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from bench import record          # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
 
-    started = time.perf_counter()
-    result = run(sys.argv[1:] or None)
-    print(json.dumps(result, indent=2))
-    print("wrote", record("aa_eval", result, started))
+    run_alone("aa_eval", lambda: run(sys.argv[1:] or None))

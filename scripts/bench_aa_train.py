@@ -14,7 +14,6 @@ and on CUDA too when present.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import statistics
@@ -125,9 +124,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import record          # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
 
-    started = time.perf_counter()
-    res = run()
-    print(json.dumps(res, indent=2))
-    print("wrote", record("aa_train", res, started))
+    run_alone("aa_train", run)

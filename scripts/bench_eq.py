@@ -7,7 +7,6 @@ bench/results/eq.json.
 
 from __future__ import annotations
 
-import json
 import os
 import logging
 import tempfile
@@ -87,9 +86,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import record          # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
 
-    started = time.perf_counter()
-    res = run()
-    print(json.dumps(res, indent=2))
-    print("wrote", record("eq", res, started))
+    run_alone("eq", run)

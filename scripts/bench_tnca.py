@@ -85,11 +85,11 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import record          # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
 
-    started = time.perf_counter()
-    res = run()
-    for label, r in res["cases"].items():
-        print(f"{label:55s} {r['iter_per_s']:.3f} it/s  loss {100 * r['loss_share']:.1f}%  NCA {100 * r['nca_share']:.1f}%")
-    print("thread scaling:", {k: round(v, 3) for k, v in res["thread_scaling"].items()})
-    print("wrote", record("tnca", res, started))
+    def show(res: dict) -> None:
+        for label, r in res["cases"].items():
+            print(f"{label:55s} {r['iter_per_s']:.3f} it/s  loss {100 * r['loss_share']:.1f}%  NCA {100 * r['nca_share']:.1f}%")
+        print("thread scaling:", {k: round(v, 3) for k, v in res["thread_scaling"].items()})
+
+    run_alone("tnca", run, show)
