@@ -238,26 +238,21 @@ def irfft(spec: Tensor, n: int) -> Tensor:
     return synthesize(spec, n)
 
 
-def _pack_coefficients(coef: Tensor, n: int) -> tuple[Tensor, int]:
-    """Bins 0..K of real rows → bins k0..K (k0 = −K) of complex rows 2r + i·rows 2r+1, whose one
-    complex synthesis gives both real rows: (complex Tensor[ceil(B/2) x (2K+1)], k0)."""
+def _synthesize_packed(coef: Tensor, n: int) -> Tensor:
+    """Rows 2r + i·rows 2r+1 of `synthesize`, as one complex Tensor[ceil(B/2) x N]."""
     b, k1 = coef.shape
     coef = torch.cat([coef[..., :1].real.to(coef.dtype), coef[..., 1:]], dim=-1)
     if b % 2:
         coef = torch.cat([coef, coef.new_zeros(1, k1)])
     even, odd = coef[0::2], coef[1::2]
+    # Hermitian extension of each row, then rows 2r + i·rows 2r+1: one complex synthesis for both.
     pos = even + 1j * odd                                                 # k = 0..K
-    neg = (even.conj() + 1j * odd.conj())[..., 1:].flip(-1)               # k = −K..−1 (Hermitian)
+    neg = (even.conj() + 1j * odd.conj())[..., 1:].flip(-1)               # k = −K..−1
     if n % 2 == 0 and k1 - 1 == n // 2:                                   # Nyquist bin: once, real
         pos = torch.cat([pos[..., :-1], (even[..., -1:].real + 1j * odd[..., -1:].real).to(pos.dtype)], -1)
         neg = neg[..., 1:]
     packed = torch.cat([neg, pos], dim=-1)
-    return packed, -(packed.shape[-1] - k1)
-
-
-def _synthesize_packed(coef: Tensor, n: int) -> Tensor:
-    """Rows 2r + i·rows 2r+1 of `synthesize`, as one complex Tensor[ceil(B/2) x N]."""
-    packed, k0 = _pack_coefficients(coef, n)
+    k0 = -(packed.shape[-1] - k1)
     return chirp_conv(packed, k0, 0, n, n, -1, pre=_chirp_range(k0, packed.shape[-1], n, +1, packed.dtype, packed.device),
                       post=_scaled_chirp(n, packed.dtype, packed.device))
 
