@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +39,7 @@ class RunContext:
     progress: bool
     resumed: bool = False
     log: logging.Logger = field(default_factory=lambda: log)
+    started: float = field(default_factory=time.perf_counter)   # when `aaexp train` began (perf_counter)
 
 
 def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
@@ -75,6 +77,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     """Drive one run; returns `optimized_metric` (for Hydra sweepers) or the metrics dict."""
     from hydra.utils import get_method
 
+    started = time.perf_counter()
     seed_everything(cfg.get("seed"))
     device = resolve_device(cfg.get("device", "auto"))
     out_dir, experiment, overrides = _hydra_info()
@@ -106,7 +109,8 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
         if resume is None:
             tracker.log_params(flatten(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None)
+        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
+                         started=started)
         metrics = entry(ctx) or {}
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id

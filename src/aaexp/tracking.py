@@ -101,6 +101,7 @@ class Tracker:
     def __init__(self, cl, run_id: str):
         self.client = cl
         self.run_id = run_id
+        self.default_step = 0   # MLflow step of values logged without one (a study may move it on)
 
     # -- values ----------------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -114,7 +115,8 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        step = self.default_step if step is None else step
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), 1000):
             _retry(self.client.log_batch, self.run_id, metrics=items[i : i + 1000])
 

@@ -250,8 +250,8 @@ def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri,
     assert train(tmp_path, "+experiment=lambda_0.3", *TINY, run="whole") == 0
     save = checkpoint.save
 
-    def save_then_interrupt(path, student, optimizer, state, shuffle):
-        out = save(path, student, optimizer, state, shuffle)
+    def save_then_interrupt(path, student, optimizer, state, *rest):
+        out = save(path, student, optimizer, state, *rest)
         if state.epoch == 1:
             raise KeyboardInterrupt  # as if Ctrl-C right after epoch 1's checkpoint
         return out

@@ -34,6 +34,12 @@ class TrainState:
     best_value: float = float("inf")
     best_epoch: int = -1           # -1: the untrained student (epoch-0 validation) is the best so far
     history: list[dict[str, float]] = field(default_factory=list)  # per-epoch metrics
+    wall_s: float = 0.0            # wall seconds of the run up to this state (resume carries it on)
+    tones_seen: int = 0            # training tones through the student (counted once per batch)
+    best_step: int = 0             # optimiser updates when the best student was taken
+    target_step: int | None = None        # updates at the first evaluation that met the target
+    target_wall_s: float | None = None    # time to target
+    target_tones: int | None = None
 
 
 def rng_states(shuffle: torch.Generator) -> dict[str, Any]:
@@ -69,19 +75,22 @@ def atomic_save(obj: Any, path: Path) -> Path:
 
 
 def save(path: Path, student: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
-         shuffle: torch.Generator) -> Path:
-    """Write the resumable checkpoint (weights, optimiser, counters, RNG states)."""
+         shuffle: torch.Generator, scheduler=None) -> Path:
+    """Write the resumable checkpoint (weights, optimiser, LR schedule, counters, RNG states)."""
     return atomic_save({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": None if scheduler is None else scheduler.state_dict(),
                         "state": asdict(state), "rng": rng_states(shuffle)}, path)
 
 
 def load(path: Path, student: torch.nn.Module, optimizer: torch.optim.Optimizer,
-         shuffle: torch.Generator) -> TrainState:
+         shuffle: torch.Generator, scheduler=None) -> TrainState:
     """Restore what `save` wrote into the given objects; returns the loop counters."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         student.load_state_dict(blob["student"])
         optimizer.load_state_dict(blob["optimizer"])
+        if scheduler is not None and blob.get("scheduler") is not None:
+            scheduler.load_state_dict(blob["scheduler"])
         restore_rng(blob["rng"], shuffle)
         return TrainState(**blob["state"])
     except (OSError, KeyError, RuntimeError, ValueError) as exc:

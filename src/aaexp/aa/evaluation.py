@@ -148,61 +148,106 @@ def _sweep_spectrograms(prepared: dict, fs: int, cfg_eval, device, dtype) -> dic
             for name, model in prepared.items()}
 
 
-def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False) -> EvalResult:
-    """Score teacher, baseline and student (any that are given; at least one) on the tone grid.
+class GridEvaluator:
+    """The evaluation grid with the teacher's side computed once; `score(student)` as often as needed.
 
-    HESR-R needs the teacher; without it, it is n/a. A verdict is given when teacher, baseline and
-    student are all present. Models are copied to `device` in `cfg_eval.dtype`; the caller's are untouched.
+    `evaluate()` is one GridEvaluator used once; training uses one to score the student every few
+    minutes (the teacher's responses and scores are not recomputed), with the very same numbers.
     """
-    _check_cfg(cfg_eval)
+
+    def __init__(self, teacher, cfg_eval, device, progress: bool = False, fs: int | None = None):
+        _check_cfg(cfg_eval)
+        self.cfg, self.progress = cfg_eval, progress
+        self.device, self.dtype = torch.device(device), getattr(torch, str(cfg_eval.dtype))
+        self.teacher = teacher
+        self.fs = fs if teacher is None else _sample_rate({"teacher": teacher})
+        self.grid = eval_grid.make_grid(cfg_eval, self.fs)
+        self.bands = eval_grid.parse_bands(cfg_eval.bands)
+        self.region = cfg_eval.group_by == "region"
+        self.thresholds = {"nmr_s_db": float(cfg_eval.thresholds.nmr_s_db), "hesr_r_db": float(cfg_eval.thresholds.hesr_r_db)}
+        self.nmr = NMRLoss(self.fs, floor_db=float(cfg_eval.floor_db), reduction="none").to(self.device)
+        self.bin_masks = eval_grid.bin_band_masks(self.grid.n_window, self.fs, self.bands, self.device) if self.region else None
+        self.groups = eval_grid.f0_groups(self.grid, self.bands)
+        self.teacher_warnings: list[str] = []
+        self._teacher = None   # (prepared model, response, ModelEval), computed on first use
+        self._teacher_sweep = None
+
+    def _teacher_side(self):
+        if self._teacher is None and self.teacher is not None:
+            prepared = eval_response.prepare_model(self.teacher, self.device, self.dtype)
+            resp = _responses({"teacher": prepared}, self.grid, self.cfg, self.device, self.dtype, self.progress,
+                              self.teacher_warnings)["teacher"]
+            self._teacher = (prepared, resp, self._model_eval("teacher", resp, resp.y))
+        return self._teacher
+
+    def _model_eval(self, name: str, resp, teacher_y) -> ModelEval:
+        scores = _score(name, resp, teacher_y, self.grid, self.nmr, self.bin_masks, self.cfg, self.progress)
+        return ModelEval(scores=scores, rows=_band_rows(name, scores, self.groups, self.bands, self.region, self.thresholds),
+                         warmup=resp.warmup, mismatch_db=resp.mismatch_db, unsettled=resp.unsettled)
+
+    def score(self, student=None, baseline=None, plots: bool | None = None) -> EvalResult:
+        """Score baseline and student (either may be None) beside the cached teacher.
+
+        HESR-R needs the teacher; without it, it is n/a. A verdict is given when teacher, baseline
+        and student are all present. Models are copied to the device in `eval.dtype`; the caller's
+        are untouched. `plots` (default `eval.plots`) adds the sweep spectrograms.
+        """
+        teacher = self.teacher
+        models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
+        if not models:
+            raise AaexpError("nothing to evaluate: give a student or a teacher")
+        fs = _sample_rate(models)
+        warnings: list[str] = []
+        distances = {}
+        if teacher is not None:
+            for name in ("baseline", "student"):
+                if name in models:
+                    warnings += derivation_warnings(teacher, models[name], float(self.cfg.derived.max_relative_l2), name)
+                    distances[name] = relative_l2(teacher, models[name])
+        results, prepared = {}, {}
+        side = self._teacher_side()
+        teacher_y = None
+        if side is not None:
+            prepared["teacher"], resp_t, results["teacher"] = side
+            teacher_y = resp_t.y
+            warnings += self.teacher_warnings
+        others = {k: eval_response.prepare_model(v, self.device, self.dtype) for k, v in models.items() if k != "teacher"}
+        prepared.update(others)
+        for name, resp in _responses(others, self.grid, self.cfg, self.device, self.dtype, self.progress, warnings).items():
+            results[name] = self._model_eval(name, resp, teacher_y)
+        results = {k: results[k] for k in ("teacher", "baseline", "student") if k in results}
+
+        verdict = None
+        if {"teacher", "baseline", "student"} <= set(models):
+            s = {r["band"]: r for r in results["student"].rows}
+            b = {r["band"]: r for r in results["baseline"].rows}
+            verdict = decide({k: r["nmr_s_db"] for k, r in s.items() if k != "all"}, s["all"]["hesr_r_db"], b["all"]["hesr_r_db"],
+                             self.thresholds["nmr_s_db"], float(self.cfg.verdict.min_hesr_gain_db))
+        plots = bool(self.cfg.plots) if plots is None else plots
+        sweeps = _sweep_spectrograms(prepared, fs, self.cfg, self.device, self.dtype) if plots else {}
+        grid, cfg_eval = self.grid, self.cfg
+        meta = {
+            "fs": fs, "n_window": grid.n_window, "window_s": grid.n_window / fs, "group_by": cfg_eval.group_by,
+            "n_tones": len(grid), "f_min_hz": float(grid.f0.min()), "f_max_hz": float(grid.f0.max()),
+            "levels_dbfs": sorted({float(v) for v in grid.level_dbfs}), "max_snap_cents": grid.max_snap_cents,
+            "thresholds": self.thresholds, "floor_db": float(cfg_eval.floor_db), "aggregate": str(cfg_eval.aggregate),
+            "dtype": str(cfg_eval.dtype), "device": str(self.device), "relative_l2_to_teacher": distances,
+            "models": {k: {"architecture": getattr(v, "architecture", None), "sample_rate": float(v.sample_rate),
+                           "receptive_field": int(getattr(v, "receptive_field", 0) or 0)} for k, v in models.items()},
+        }
+        return EvalResult(grid=grid, bands=self.bands, models=results, verdict=verdict.decision if verdict else None,
+                          verdict_reason=verdict.reason if verdict else None, warnings=warnings, meta=meta,
+                          sweeps=sweeps, sweep_hop=int(cfg_eval.sweep.hop), sweep_range_db=float(cfg_eval.sweep.dynamic_range_db))
+
+
+def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False) -> EvalResult:
+    """Score teacher, baseline and student (any that are given; at least one) on the tone grid."""
     models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
     if not models:
         raise AaexpError("nothing to evaluate: give a student or a teacher")
-    device, dtype = torch.device(device), getattr(torch, str(cfg_eval.dtype))
+    _check_cfg(cfg_eval)
     fs = _sample_rate(models)
-    grid = eval_grid.make_grid(cfg_eval, fs)
-    bands = eval_grid.parse_bands(cfg_eval.bands)
-    region = cfg_eval.group_by == "region"
-    thresholds = {"nmr_s_db": float(cfg_eval.thresholds.nmr_s_db), "hesr_r_db": float(cfg_eval.thresholds.hesr_r_db)}
-    warnings: list[str] = []
-    distances = {}
-    if teacher is not None:
-        for name in ("baseline", "student"):
-            if name in models:
-                warnings += derivation_warnings(teacher, models[name], float(cfg_eval.derived.max_relative_l2), name)
-                distances[name] = relative_l2(teacher, models[name])
-
-    prepared = {k: eval_response.prepare_model(v, device, dtype) for k, v in models.items()}
-    responses = _responses(prepared, grid, cfg_eval, device, dtype, progress, warnings)
-    nmr = NMRLoss(fs, floor_db=float(cfg_eval.floor_db), reduction="none").to(device)
-    bin_masks = eval_grid.bin_band_masks(grid.n_window, fs, bands, device) if region else None
-    groups = eval_grid.f0_groups(grid, bands)
-    teacher_y = responses["teacher"].y if "teacher" in responses else None
-    results = {}
-    for name, resp in responses.items():
-        scores = _score(name, resp, teacher_y, grid, nmr, bin_masks, cfg_eval, progress)
-        results[name] = ModelEval(scores=scores, rows=_band_rows(name, scores, groups, bands, region, thresholds),
-                                  warmup=resp.warmup, mismatch_db=resp.mismatch_db, unsettled=resp.unsettled)
-
-    verdict = None
-    if {"teacher", "baseline", "student"} <= set(models):
-        s = {r["band"]: r for r in results["student"].rows}
-        b = {r["band"]: r for r in results["baseline"].rows}
-        verdict = decide({k: r["nmr_s_db"] for k, r in s.items() if k != "all"}, s["all"]["hesr_r_db"], b["all"]["hesr_r_db"],
-                         thresholds["nmr_s_db"], float(cfg_eval.verdict.min_hesr_gain_db))
-    sweeps = _sweep_spectrograms(prepared, fs, cfg_eval, device, dtype) if cfg_eval.plots else {}
-    meta = {
-        "fs": fs, "n_window": grid.n_window, "window_s": grid.n_window / fs, "group_by": cfg_eval.group_by,
-        "n_tones": len(grid), "f_min_hz": float(grid.f0.min()), "f_max_hz": float(grid.f0.max()),
-        "levels_dbfs": sorted({float(v) for v in grid.level_dbfs}), "max_snap_cents": grid.max_snap_cents,
-        "thresholds": thresholds, "floor_db": float(cfg_eval.floor_db), "aggregate": str(cfg_eval.aggregate),
-        "dtype": str(cfg_eval.dtype), "device": str(device), "relative_l2_to_teacher": distances,
-        "models": {k: {"architecture": getattr(v, "architecture", None), "sample_rate": float(v.sample_rate),
-                       "receptive_field": int(getattr(v, "receptive_field", 0) or 0)} for k, v in models.items()},
-    }
-    return EvalResult(grid=grid, bands=bands, models=results, verdict=verdict.decision if verdict else None,
-                      verdict_reason=verdict.reason if verdict else None, warnings=warnings, meta=meta,
-                      sweeps=sweeps, sweep_hop=int(cfg_eval.sweep.hop), sweep_range_db=float(cfg_eval.sweep.dynamic_range_db))
+    return GridEvaluator(teacher, cfg_eval, device, progress, fs=fs).score(student, baseline)
 
 
-__all__ = ["evaluate", "EvalResult", "derivation_warnings", "relative_l2", "GROUP_BY"]
+__all__ = ["evaluate", "GridEvaluator", "EvalResult", "derivation_warnings", "relative_l2", "GROUP_BY"]

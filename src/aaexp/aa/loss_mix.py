@@ -28,6 +28,7 @@ TERMS = ("esr_normal", "nmr", "dc", "mesr", "esr", "asr", "harmonic")
 # Terms that read harmonic bins, so they need the full N-sample periodic window in one piece.
 WHOLE_WINDOW_TERMS = frozenset({"mesr", "esr", "asr", "harmonic"})
 LAMBDA_TERMS = ("esr_normal", "nmr")  # the pair λ sets
+FORMS = ("power", "db")  # a term as a power ratio (reference) or in bels (log10), whose gradient does not fade
 
 
 def lambda_weights(lam: float) -> dict[str, float]:
@@ -112,6 +113,11 @@ class AALoss(nn.Module):
         self.nmr = NMRLoss(fs)
         h = loss_cfg.harmonic
         self.harmonic = HarmonicLoss(int(h.n_harmonics), float(h.floor_db))
+        self.nmr_form = str(loss_cfg.get("nmr_form", "power"))
+        self.esr_form = str(loss_cfg.get("esr_form", "power"))
+        for key, form in (("nmr_form", self.nmr_form), ("esr_form", self.esr_form)):
+            if form not in FORMS:
+                raise AaexpError(f"loss.{key}={form!r} is not one of {', '.join(FORMS)}")
 
     def emphasise(self, y: Tensor) -> Tensor:
         """Pre-emphasis, then drop the history: Tensor[B x (history+L)] -> Tensor[B x L].
@@ -140,9 +146,12 @@ class AALoss(nn.Module):
                 continue
             if name == "esr_normal":
                 value = self.esr_normal(y, t)
+                value = value if self.esr_form == "power" else torch.log10(value.clamp_min(1e-30))
             elif name == "nmr":
-                # The reference trains on the linear ratio of the batch's mean NMR in dB.
-                value = losses.db_to_power(self.nmr(y, t))
+                # The reference trains on the linear ratio of the batch's mean NMR in dB (power); `db`
+                # trains on the mean dB itself, whose gradient does not fade as NMR comes down.
+                value = self.nmr(y, t)
+                value = losses.db_to_power(value) if self.nmr_form == "power" else value / 10.0  # dB -> bels
             elif name == "dc":
                 value = self.dc(y, t)
             elif name == "asr":

@@ -9,6 +9,7 @@ per-band evaluation of teacher vs student with plots and a verdict.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from aaexp.aa.evaluation import evaluate
 from aaexp.aa.framing import Framing
 from aaexp.aa.loss_mix import AALoss, lambda_at, term_weights
 from aaexp.aa.models import DEMO_TEACHER, AmpModel, export_model, load_model
+from aaexp.aa.target_watch import TargetWatch
 from aaexp.aa.trainer import Trainer
 from aaexp.device import cpu_threads
 from aaexp.errors import AaexpError
@@ -30,11 +32,14 @@ def teacher_path(model_cfg: DictConfig) -> Path:
     return Path(DEMO_TEACHER if p in (None, "") else str(p)).expanduser()
 
 
-def load_teacher(model_cfg: DictConfig, device: torch.device) -> tuple[AmpModel, Path]:
+def load_teacher(model_cfg: DictConfig, device: torch.device, dtype_name: str | None = None) -> tuple[AmpModel, Path]:
+    """The teacher in `dtype_name` (default `model.dtype`), frozen."""
     path = teacher_path(model_cfg)
-    dtype = tone_data.DTYPES.get(str(model_cfg.dtype))
+    key = "model.dtype" if dtype_name is None else "data.target_dtype"
+    dtype_name = str(model_cfg.dtype if dtype_name is None else dtype_name)
+    dtype = tone_data.DTYPES.get(dtype_name)
     if dtype is None:
-        raise AaexpError(f"model.dtype={model_cfg.dtype!r} is not one of {', '.join(tone_data.DTYPES)}")
+        raise AaexpError(f"{key}={dtype_name!r} is not one of {', '.join(tone_data.DTYPES)}")
     teacher = load_model(path, dtype=dtype, device=device, default_sample_rate=model_cfg.get("sample_rate"))
     teacher.eval().requires_grad_(False)
     return teacher, path
@@ -60,17 +65,20 @@ def tbptt_for(model: AmpModel, model_cfg: DictConfig) -> int | None:
     return None if value in (None, 0) else int(value)
 
 
-def export_students(ctx, student: AmpModel, best_path: Path, note: str) -> dict[str, Path]:
-    """Write the last and the best student as model files (teacher's format/version) and log them."""
+def export_students(ctx, student: AmpModel, best_path: Path, note: str, target_path: Path | None = None) -> dict[str, Path]:
+    """Write the last, the best and (if met) the first at-target student as model files (teacher's format/version)."""
     out = {}
     folder = Path(ctx.out_dir) / "students"
     folder.mkdir(parents=True, exist_ok=True)
     out["last"] = export_model(student, folder / f"student_last{student.file_suffix}", note=f"{note}; last epoch")
-    best = copy.deepcopy(student)
-    blob = torch.load(best_path, map_location="cpu", weights_only=False)
-    best.load_state_dict(blob["student"])
-    out["best"] = export_model(best, folder / f"student_best{student.file_suffix}",
-                               note=f"{note}; best epoch {blob['epoch']}")
+    for name, path, what in (("best", best_path, "best"), ("target", target_path, "first to meet the target")):
+        if path is None:
+            continue
+        model = copy.deepcopy(student)
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["student"])
+        out[name] = export_model(model, folder / f"student_{name}{student.file_suffix}",
+                                 note=f"{note}; {what}, epoch {blob['epoch']}, update {blob.get('step', 'n/a')}")
     for p in out.values():
         ctx.tracker.log_artifact(p, "students")
     return out
@@ -84,8 +92,11 @@ def run(ctx) -> dict[str, float]:
 
 def _run(ctx) -> dict[str, float]:
     cfg, log = ctx.cfg, ctx.log
-    teacher, t_path = load_teacher(cfg.model, ctx.device)
-    dtype = teacher.dtype
+    # Targets and evaluation from a float64 teacher (data.target_dtype); the student trains in model.dtype.
+    teacher, t_path = load_teacher(cfg.model, ctx.device, str(cfg.data.target_dtype))
+    dtype = tone_data.DTYPES.get(str(cfg.model.dtype))
+    if dtype is None:
+        raise AaexpError(f"model.dtype={cfg.model.dtype!r} is not one of {', '.join(tone_data.DTYPES)}")
     log.info("teacher %s: %s, %g Hz, receptive field %d", t_path, teacher.architecture, teacher.sample_rate,
              teacher.receptive_field)
     # Refuse bad loss settings, or a warm-up shorter than the student needs, before computing targets.
@@ -93,7 +104,7 @@ def _run(ctx) -> dict[str, float]:
     layout = tone_data.ToneLayout.from_config(cfg.data, teacher.sample_rate)
     Framing.build(teacher, layout.n_warmup, layout.n_window, AALoss(cfg.loss, teacher.sample_rate).history,
                   tbptt_for(teacher, cfg.model))
-    train, val, cache_path, hit = tone_data.load_or_build(teacher, t_path, cfg.data, str(cfg.model.dtype), ctx.device,
+    train, val, cache_path, hit = tone_data.load_or_build(teacher, t_path, cfg.data, str(cfg.data.target_dtype), ctx.device,
                                                           progress=ctx.progress, log=log)
     ctx.tracker.set_tags({"teacher": str(t_path), "teacher.sha256": teacher.source.sha256,
                           "teacher.architecture": teacher.architecture, "data.cache": "hit" if hit else "miss",
@@ -101,16 +112,20 @@ def _run(ctx) -> dict[str, float]:
     ctx.tracker.log_metrics({"data/n_window": train.n_window, "data/n_warmup": train.n_warmup,
                              "data/max_snap_cents": max(train.max_snap_cents, val.max_snap_cents)})
 
-    student = copy.deepcopy(teacher).train().requires_grad_(True)
-    trainer = Trainer(ctx, student, train, val, cfg.loss, cfg.trainer, tbptt_for(student, cfg.model), dtype)
+    student = copy.deepcopy(teacher).to(dtype).train().requires_grad_(True)
+    watch = TargetWatch(teacher, cfg.eval, cfg.trainer, ctx.device)
+    trainer = Trainer(ctx, student, train, val, cfg.loss, cfg.trainer, tbptt_for(student, cfg.model), dtype, watch)
     fit = trainer.fit()
+    ctx.tracker.default_step = fit.state.step   # the final evaluation is the latest value of eval/*
 
     lam = cfg.loss.get("lam")
     note = f"aaexp anti-aliasing fine-tune of {t_path.name} (loss.lam={lam}, schedule={cfg.loss.schedule})"
-    files = export_students(ctx, student, fit.best_path, note)
+    files = export_students(ctx, student, fit.best_path, note, fit.target_path)
     log.info("students written: %s", ", ".join(str(p) for p in files.values()))
 
-    best = load_model(files["best"], dtype=dtype, device=ctx.device, default_sample_rate=teacher.sample_rate)
+    # The student judged at the end: the first to meet the target when training stopped there, else the best.
+    final_key = "target" if fit.target_path is not None and watch.stop_at_target else "best"
+    best = load_model(files[final_key], dtype=teacher.dtype, device=ctx.device, default_sample_rate=teacher.sample_rate)
     b_path = baseline_path(cfg.model)
     baseline = None if b_path is None else load_model(b_path, dtype=dtype, device=ctx.device,
                                                       default_sample_rate=teacher.sample_rate)
@@ -123,6 +138,11 @@ def _run(ctx) -> dict[str, float]:
     print(result.format_table())
     print(f"verdict: {verdict}")
     print(f"students (best epoch {fit.state.best_epoch}, last): {files['best']}, {files['last']}")
+    if watch.enabled:
+        met = fit.state.target_wall_s
+        print(f"target (NMR-S < {cfg.eval.thresholds.nmr_s_db:g} dB in every band with tones, HESR-R < "
+              f"{cfg.eval.thresholds.hesr_r_db:g} dB): " + (f"met after {met:.0f} s, {fit.state.target_step} updates, "
+              f"student {files['target']}" if met is not None else f"not met in {fit.state.wall_s:.0f} s, {fit.state.step} updates"))
 
     # Returned (and logged once by the runner): the evaluation, plus the best epoch's validation
     # numbers under best/ so the per-epoch val/ curves keep one point per epoch.
@@ -130,4 +150,8 @@ def _run(ctx) -> dict[str, float]:
     final = {f"best/{k}": v for k, v in best_val.items() if k.startswith("val/") and v is not None}
     final.update(result.metrics)
     final["best/epoch"] = float(fit.state.best_epoch)
+    final["perf/updates"] = float(fit.state.step)
+    final["perf/train_wall_s"] = fit.state.wall_s
+    if watch.enabled:  # NaN: never met (a run without the watch does not log it at all)
+        final["perf/time_to_target_s"] = math.nan if fit.state.target_wall_s is None else fit.state.target_wall_s
     return final

@@ -22,10 +22,13 @@ from aaexp.aa.loss_mix import WHOLE_WINDOW_TERMS, AALoss, lambda_at, term_weight
 from aaexp.aa.losses import ASRLoss, ESRLoss, ESRNormalLoss, db_to_power, to_db
 from aaexp.aa.nmr import NMRLoss
 from aaexp.aa.bandlimit import bandlimit
+from aaexp.aa.lr_schedule import make_scheduler, per_update
+from aaexp.aa.target_watch import TargetWatch
 from aaexp.errors import AaexpError, TrainingDiverged
 from aaexp.progress import bar
 
 VAL_RATIOS = ("esr", "esr_normal", "asr", "nmr")  # validation measures, reported in dB
+TARGET = "target.pt"     # the first student that met the target (weights only)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class FitResult:
     state: checkpoint.TrainState
     best_path: Path          # best student weights (state_dict)
     last_path: Path          # resumable checkpoint after the last epoch
+    target_path: Path | None = None   # the first student that met the target (None: never met)
 
 
 class Trainer:
@@ -46,7 +50,7 @@ class Trainer:
     """
 
     def __init__(self, ctx, student, train: ToneSet, val: ToneSet, loss_cfg: DictConfig, trainer_cfg: DictConfig,
-                 tbptt: int | None, dtype: torch.dtype):
+                 tbptt: int | None, dtype: torch.dtype, watch: TargetWatch | None = None):
         self.ctx, self.student, self.train, self.val = ctx, student, train, val
         self.loss_cfg, self.cfg, self.dtype, self.device = loss_cfg, trainer_cfg, dtype, ctx.device
         self.max_epochs = int(trainer_cfg.max_epochs)
@@ -62,6 +66,14 @@ class Trainer:
                                                ASRLoss(reduction="none"))
         self.nmr = NMRLoss(train.fs, reduction="none").to(self.device)
         self._check_terms()
+        bs = int(trainer_cfg.batch_size)
+        self.updates_per_epoch = math.ceil(len(train) / bs) * len(self.framing.frames)
+        self.scheduler = make_scheduler(self.optimizer, trainer_cfg, self.max_epochs * self.updates_per_epoch)
+        self.watch = watch
+        max_time = trainer_cfg.get("max_time_s")
+        self.max_time_s = None if max_time in (None, 0) else float(max_time)
+        self.started = float(getattr(ctx, "started", None) or time.perf_counter())
+        self.wall_offset = 0.0   # wall seconds before this process (a resumed run's earlier life)
 
     def _check_terms(self) -> None:
         used = {t for e in range(self.max_epochs + 1)
@@ -89,6 +101,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
+            if per_update(self.scheduler) and self.scheduler.last_epoch < getattr(self.scheduler, "total_steps", math.inf) - 1:
+                self.scheduler.step()
             state.step += 1
             sums["loss"] = sums.get("loss", 0.0) + value
             for n, v in terms.items():
@@ -136,8 +150,10 @@ class Trainer:
         if not path.is_file():
             self.ctx.log.warning("resume: no checkpoint in %s yet; training from the start", self.ckpt_dir)
             return None
-        state = checkpoint.load(path, self.student, self.optimizer, self.shuffle)
-        self.ctx.log.info("resumed from %s after epoch %d of %d", path, state.epoch, self.max_epochs)
+        state = checkpoint.load(path, self.student, self.optimizer, self.shuffle, self.scheduler)
+        self.wall_offset = state.wall_s
+        self.ctx.log.info("resumed from %s after epoch %d of %d (%d updates, %.0f s)", path, state.epoch,
+                          self.max_epochs, state.step, state.wall_s)
         self._relog_missing(state)
         return state
 
@@ -151,41 +167,95 @@ class Trainer:
             if h["epoch"] not in logged:
                 self.ctx.tracker.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
 
+    def _check_best_metric(self, metrics: dict[str, float]) -> None:
+        from_watch = self.best_metric.startswith("eval/") and self.watch is not None and self.watch.enabled
+        if self.best_metric not in metrics and not from_watch:
+            raise AaexpError(f"trainer.best_metric={self.best_metric!r} is not a validation metric; choose from "
+                             f"{sorted(metrics)} (or eval/excess_db with trainer.eval_every_s or eval_every_n)")
+
     def _save_best(self, state: checkpoint.TrainState, metrics: dict[str, float], epoch: int) -> None:
-        if self.best_metric not in metrics:
-            raise AaexpError(f"trainer.best_metric={self.best_metric!r} is not a validation metric; "
-                             f"choose from {sorted(metrics)}")
-        value = metrics[self.best_metric]
-        if math.isfinite(value) and value < state.best_value:
-            state.best_value, state.best_epoch = value, epoch
-            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": epoch, self.best_metric: value},
-                                   self.ckpt_dir / checkpoint.BEST)
+        value = metrics.get(self.best_metric)
+        if value is not None and math.isfinite(value) and value < state.best_value:
+            state.best_value, state.best_epoch, state.best_step = value, epoch, state.step
+            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": epoch, "step": state.step,
+                                    self.best_metric: value}, self.ckpt_dir / checkpoint.BEST)
+
+    def wall_s(self) -> float:
+        """Wall seconds since the start of `aaexp train` (plus a resumed run's earlier time)."""
+        return self.wall_offset + time.perf_counter() - self.started
+
+    def _watch(self, state: checkpoint.TrainState) -> bool:
+        """In-training evaluation against the target; True when training should stop here."""
+        tracker, log = self.ctx.tracker, self.ctx.log
+        result, metrics = self.watch.score(self.student)
+        state.wall_s = self.wall_s()
+        metrics.update({"perf/wall_s": state.wall_s, "perf/tones_seen": float(state.tones_seen)})
+        tracker.log_metrics(metrics, step=state.step)
+        self._save_best(state, metrics, state.epoch)
+        passed = metrics["eval/pass"] > 0
+        log.info("eval at %d updates, %.0f s: worst band %+.1f dB from the target%s", state.step, state.wall_s,
+                 metrics["eval/excess_db"], " - target met" if passed else "")
+        if passed and state.target_step is None:
+            state.target_step, state.target_wall_s, state.target_tones = state.step, state.wall_s, state.tones_seen
+            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": state.epoch, "step": state.step},
+                                   self.ckpt_dir / TARGET)
+            at_target = {"perf/time_to_target_s": state.wall_s, "perf/updates_to_target": float(state.step),
+                         "perf/tones_to_target": float(state.tones_seen)}
+            at_target.update({f"target/{k[len('eval/'):]}": v for k, v in metrics.items()
+                              if k.startswith(("eval/nmr_s/", "eval/hesr_r/"))})
+            tracker.log_metrics(at_target, step=state.step)
+            tracker.set_tags({"time_to_target_s": f"{state.wall_s:.0f}"})
+            print(f"target met after {state.wall_s:.0f} s ({state.step} updates, {state.tones_seen} tones):\n"
+                  f"{result.format_table()}", flush=True)
+        self.watch.done_at(state.step)
+        return passed and self.watch.stop_at_target
+
+    def _out_of_time(self) -> bool:
+        return self.max_time_s is not None and self.wall_s() >= self.max_time_s
 
     def fit(self) -> FitResult:
         tracker, log = self.ctx.tracker, self.ctx.log
         state = self._resume_state()
+        watch = self.watch if self.watch is not None and self.watch.enabled else None
         if state is None:
             state = checkpoint.TrainState()
             metrics = self.validate()
+            self._check_best_metric(metrics)
             tracker.log_metrics(metrics, step=0)
             state.history.append({"epoch": 0, **metrics})
             self._save_best(state, metrics, 0)
             log.info("epoch 0 (untrained): %s", _fmt(metrics))
+            if watch is not None and self._watch(state):
+                return self._finish(state, stopped="target")
         bs, every = int(self.cfg.batch_size), int(self.cfg.get("log_every_n_steps") or 0)
+        if watch is not None:
+            watch.start(state.step)
+        stopped = None
         for epoch in range(state.epoch, self.max_epochs):
             lam = lambda_at(self.loss_cfg, epoch, self.max_epochs)
             weights = term_weights(self.loss_cfg, lam)
             perm = torch.randperm(len(self.train), generator=self.shuffle)
-            t0, sums, n_batches = time.perf_counter(), {}, 0
+            t0, sums, n_batches, n_tones = time.perf_counter(), {}, 0, 0
             batches = bar(range(0, len(perm), bs), enabled=self.ctx.progress, desc=f"epoch {epoch + 1}/{self.max_epochs}")
             for i in batches:
-                terms = self.train_batch(perm[i: i + bs], weights, state)
+                idx = perm[i: i + bs]
+                terms = self.train_batch(idx, weights, state)
+                state.tones_seen += len(idx)
+                n_tones += len(idx)
                 n_batches += 1
                 for n, v in terms.items():
                     sums[n] = sums.get(n, 0.0) + v
                 if every and state.step % every < len(self.framing.frames):
-                    tracker.log_metrics({"train/loss_step": terms["loss"]}, step=state.step)
+                    tracker.log_metrics({"train/loss_step": terms["loss"], "perf/wall_s": self.wall_s()}, step=state.step)
                 batches.set_postfix(loss=f"{terms['loss']:.4g}")
+                if watch is not None and watch.due(state.step) and self._watch(state):
+                    stopped = "target"
+                    break
+                if self._out_of_time():
+                    stopped = "time"
+                    break
+            if stopped and n_batches == 0:
+                break
             train_s = time.perf_counter() - t0
             metrics = {f"train/{n}": v / n_batches for n, v in sums.items()}
             metrics.update(self.validate())
@@ -193,14 +263,30 @@ class Trainer:
             metrics.update({"lambda": lam,  # None (explicit weights) is not logged
                             "lr": self.optimizer.param_groups[0]["lr"],
                             "perf/epoch_s": time.perf_counter() - t0, "perf/train_s": train_s,
-                            "perf/samples_per_s": len(perm) / train_s})
+                            "perf/samples_per_s": n_tones / train_s, "perf/updates": float(state.step)})
+            if self.scheduler is not None and not per_update(self.scheduler):
+                self.scheduler.step(metrics["val/loss"])
             state.epoch = epoch + 1
+            state.wall_s = self.wall_s()
             state.history.append({"epoch": state.epoch, **metrics})
             self._save_best(state, metrics, state.epoch)
-            checkpoint.save(self.ckpt_dir / checkpoint.LAST, self.student, self.optimizer, state, self.shuffle)
+            checkpoint.save(self.ckpt_dir / checkpoint.LAST, self.student, self.optimizer, state, self.shuffle,
+                            self.scheduler)
             tracker.log_metrics(metrics, step=state.epoch)
             log.info("epoch %d/%d: %s", state.epoch, self.max_epochs, _fmt(metrics))
-        return FitResult(state, self.ckpt_dir / checkpoint.BEST, self.ckpt_dir / checkpoint.LAST)
+            if stopped:
+                break
+        return self._finish(state, stopped)
+
+    def _finish(self, state: checkpoint.TrainState, stopped: str | None) -> FitResult:
+        if stopped == "target":
+            self.ctx.log.info("stopped at the target after %d updates (trainer.stop_at_target)", state.step)
+        elif stopped == "time":
+            self.ctx.log.info("stopped after trainer.max_time_s=%g s (%d updates)", self.max_time_s, state.step)
+        if self.watch is not None and self.watch.enabled and state.target_step is None:
+            self.ctx.log.info("the target was not met in %d updates (%.0f s)", state.step, self.wall_s())
+        target = self.ckpt_dir / TARGET if state.target_step is not None else None
+        return FitResult(state, self.ckpt_dir / checkpoint.BEST, self.ckpt_dir / checkpoint.LAST, target)
 
 
 def _fmt(metrics: dict[str, float]) -> str:
