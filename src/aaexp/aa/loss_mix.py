@@ -110,11 +110,13 @@ class AALoss(nn.Module):
         self.mesr = losses.MESRLoss(reduction="pooled")
         self.dc = losses.DCLoss(reduction="pooled")
         self.asr = losses.ASRLoss(reduction="pooled")
-        self.nmr = NMRLoss(fs)
+        self.nmr = NMRLoss(fs, reduction="none")
         h = loss_cfg.harmonic
         self.harmonic = HarmonicLoss(int(h.n_harmonics), float(h.floor_db))
         self.nmr_form = str(loss_cfg.get("nmr_form", "power"))
         self.esr_form = str(loss_cfg.get("esr_form", "power"))
+        floor = loss_cfg.get("nmr_floor_db")
+        self.nmr_floor_db = None if floor is None else float(floor)
         for key, form in (("nmr_form", self.nmr_form), ("esr_form", self.esr_form)):
             if form not in FORMS:
                 raise AaexpError(f"loss.{key}={form!r} is not one of {', '.join(FORMS)}")
@@ -150,7 +152,10 @@ class AALoss(nn.Module):
             elif name == "nmr":
                 # The reference trains on the linear ratio of the batch's mean NMR in dB (power); `db`
                 # trains on the mean dB itself, whose gradient does not fade as NMR comes down.
-                value = self.nmr(y, t)
+                per_tone = self.nmr(y, t)
+                if self.nmr_floor_db is not None:  # no reward below the floor: past it, ESR has the say
+                    per_tone = per_tone.clamp_min(self.nmr_floor_db)
+                value = per_tone.mean()
                 value = losses.db_to_power(value) if self.nmr_form == "power" else value / 10.0  # dB -> bels
             elif name == "dc":
                 value = self.dc(y, t)

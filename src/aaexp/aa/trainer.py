@@ -68,12 +68,13 @@ class Trainer:
         self._check_terms()
         bs = int(trainer_cfg.batch_size)
         self.updates_per_epoch = math.ceil(len(train) / bs) * len(self.framing.frames)
-        self.scheduler = make_scheduler(self.optimizer, trainer_cfg, self.max_epochs * self.updates_per_epoch)
         self.watch = watch
         max_time = trainer_cfg.get("max_time_s")
         self.max_time_s = None if max_time in (None, 0) else float(max_time)
         self.started = float(getattr(ctx, "started", None) or time.perf_counter())
         self.wall_offset = 0.0   # wall seconds before this process (a resumed run's earlier life)
+        by_time = None if self.max_time_s is None else (lambda: self.wall_s() / self.max_time_s)
+        self.scheduler = make_scheduler(self.optimizer, trainer_cfg, self.max_epochs * self.updates_per_epoch, by_time)
 
     def _check_terms(self) -> None:
         used = {t for e in range(self.max_epochs + 1)
@@ -225,7 +226,7 @@ class Trainer:
             state.history.append({"epoch": 0, **metrics})
             self._save_best(state, metrics, 0)
             log.info("epoch 0 (untrained): %s", _fmt(metrics))
-            if watch is not None and self._watch(state):
+            if watch is not None and watch.at_start and self._watch(state):
                 return self._finish(state, stopped="target")
         bs, every = int(self.cfg.batch_size), int(self.cfg.get("log_every_n_steps") or 0)
         if watch is not None:
@@ -285,6 +286,12 @@ class Trainer:
             self.ctx.log.info("stopped after trainer.max_time_s=%g s (%d updates)", self.max_time_s, state.step)
         if self.watch is not None and self.watch.enabled and state.target_step is None:
             self.ctx.log.info("the target was not met in %d updates (%.0f s)", state.step, self.wall_s())
+        if not (self.ckpt_dir / checkpoint.BEST).is_file():  # best_metric never measured (eval/* with no evaluation yet)
+            self.ctx.log.warning("trainer.best_metric=%s was never measured: the last student is kept as the best",
+                                 self.best_metric)
+            state.best_epoch, state.best_step = state.epoch, state.step
+            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": state.epoch, "step": state.step},
+                                   self.ckpt_dir / checkpoint.BEST)
         target = self.ckpt_dir / TARGET if state.target_step is not None else None
         return FitResult(state, self.ckpt_dir / checkpoint.BEST, self.ckpt_dir / checkpoint.LAST, target)
 
