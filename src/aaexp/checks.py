@@ -52,6 +52,9 @@ RULES: dict[str, tuple[str, float, bool, bool]] = {
 }
 
 
+CHOICES: dict[str, tuple[str, ...]] = {"trainer.on_divergence": ("warn", "stop")}
+
+
 def _get(cfg: DictConfig, key: str) -> tuple[bool, Any]:
     node: Any = cfg
     for part in key.split("."):
@@ -77,7 +80,7 @@ def _problem(value: Any, kind: str, low: float, inclusive: bool, nullable: bool)
 
 
 def check_numbers(cfg: DictConfig) -> None:
-    """Raise AaexpError (exit 2) naming the first numeric setting out of its range."""
+    """Raise AaexpError (exit 2) naming the first numeric setting out of its range (or bad choice)."""
     for key, (kind, low, inclusive, nullable) in RULES.items():
         present, value = _get(cfg, key)
         if not present:
@@ -85,3 +88,7 @@ def check_numbers(cfg: DictConfig) -> None:
         msg = _problem(value, kind, low, inclusive, nullable)
         if msg:
             raise AaexpError(f"{key}={value}: {msg}")
+    for key, allowed in CHOICES.items():
+        present, value = _get(cfg, key)
+        if present and value not in allowed:
+            raise AaexpError(f"{key}={value}: must be one of {', '.join(allowed)}")
