@@ -159,7 +159,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     print(f"Run {tracker.run_id} logged to MLflow ({tracker.client.tracking_uri}).\n"
-          f"Open it with `aaexp ui`, then http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{tracker.run_id}", flush=True)
+          f"Open it with `aaexp ui`, then {tracking.ui_url('http://127.0.0.1:5000', exp_id, tracker.run_id)}", flush=True)
     name = cfg.get("optimized_metric")
     if name:
         if name not in metrics:

@@ -83,9 +83,17 @@ def client(uri: str | None = None):
         return MlflowClient(tracking_uri=uri)
 
 
-# MLflow 3's UI opens an experiment without this tag on its GenAI overview (traces); this one
-# makes the runs table the first view.
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless it is marked as model
+# training: the kind tag does it for UIs that read it; from about 3.10 the UI follows a global
+# GenAI / Model training switch instead (GenAI by default), which a link's `workflowType` sets.
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+UI_QUERY = "workflowType=machine_learning"
+
+
+def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """A link into the MLflow UI that opens on the runs table (or the run), not the GenAI overview."""
+    path = "#/experiments" + (f"/{experiment_id}" if experiment_id else "") + (f"/runs/{run_id}" if run_id else "")
+    return f"{base.rstrip('/')}/{path}?{UI_QUERY}"
 
 
 def get_or_create_experiment(cl, name: str) -> str:
