@@ -13,13 +13,13 @@ from tests.shared_data import DEFAULT, require_data
 TINY = ["trainer=quick", "data.max_seconds=0.2", "trainer.growth_steps=4"]
 
 
-def violin() -> str:
+def violin_path() -> str:
     """data.path of the violin target (the test skips when the data is absent)."""
     return f"data.path={require_data() / 'tnca' / 'violin.wav'}"
 
 
 def build(experiment, *over):
-    cfg = compose([f"+experiment={experiment}", *TINY, violin(), *over])
+    cfg = compose([f"+experiment={experiment}", *TINY, violin_path(), *over])
     torch.manual_seed(0)
     return cfg, study.build(cfg, torch.device("cpu"))
 
@@ -70,7 +70,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     from aaexp.tracking import client
 
     out = tmp_path / "run"
-    args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin(), "trainer.growth_steps=12", "trainer.lr=5e-3", "trainer.log_every=5",
+    args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin_path(), "trainer.growth_steps=12", "trainer.lr=5e-3", "trainer.log_every=5",
             "trainer.image_every=30", "trainer.checkpoint_every=10"]
     assert main(["train", *args, "trainer.iterations=30", f"hydra.run.dir={out}"]) == 0
     cl = client(mlflow_uri)
@@ -102,7 +102,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
 
     # Runs with several outputs finish too (one comparison row per output, mixed vocoding).
     for exp, extra in [("tnca_multiscale", []), ("tnca_dual", ["model.vocoder.source=mix"])]:
-        assert main(["train", f"+experiment={exp}", *TINY, violin(), "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
+        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
         audio, sr = load_audio(tmp_path / exp / "grown.wav")
         assert sr == 22050 and len(audio) == 24 * 256  # 0.2 s padded to 24 frames; BigVGAN framing: hop per frame
     names = {r.info.run_name.split()[0]: r for r in cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])}
