@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 
 from aaexp import __version__
-from aaexp.errors import AaexpError
+from aaexp.errors import AaexpError, Terminated
 
 COMMANDS = {
     "train": "run an experiment (Hydra overrides; -m for sweeps, --cfg job to print the config)",
@@ -93,6 +95,11 @@ def train(args: list[str]) -> int:
     return 0
 
 
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Terminated("SIGTERM")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[:1] or os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -111,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     # Hydra re-raises instead of printing its own multi-line report; we print one line.
     saved = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
+    on_term = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         if cmd == "train":
             return train(rest)
@@ -121,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from aaexp.ui import main as eval_main
         return eval_main(rest) or 0
+    except Terminated:
+        print(f"aaexp {cmd}: terminated by SIGTERM (a started run is marked KILLED, its checkpoints kept)", file=sys.stderr)
+        return Terminated.exit_code
     except KeyboardInterrupt:
         print("aaexp: interrupted", file=sys.stderr)
         return 130
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aaexp {cmd}: error: {msg}", file=sys.stderr)
         return code
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, on_term)
         if saved is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:

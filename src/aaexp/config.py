@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -9,6 +10,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 CONFIG_NAME = "config"
+
+# `${aaexp_pid:}` in hydra.run.dir: two runs started in the same second still get folders of their own.
+OmegaConf.register_new_resolver("aaexp_pid", lambda: str(os.getpid()), replace=True)
 
 
 def available(group: str, extra_dirs: Iterable[str | Path] = ()) -> list[str]:

@@ -16,3 +16,10 @@ class TrainingDiverged(AaexpError):
     """A loss became NaN/Inf; the run is marked FAILED and the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, SLURM time limits and pre-emption, container stops), handled as Ctrl-C:
+    the run is marked KILLED, its checkpoints are kept, and the CLI exits with 128 + 15."""
+
+    exit_code = 143

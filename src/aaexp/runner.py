@@ -6,6 +6,7 @@ returning a dict of final metrics; nothing here knows what a study does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -18,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from aaexp import tracking
+from aaexp.checks import check_numbers
 from aaexp.config import flatten
 from aaexp.device import resolve_device
 from aaexp.errors import AaexpError
@@ -52,25 +54,58 @@ def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
     return Path(hc.runtime.output_dir), hc.runtime.choices.get("experiment"), list(hc.overrides.task)
 
 
+def _owner(d: Path) -> str:
+    """The run id a run folder records ('' while a starting run has claimed it but has no id yet)."""
+    return (d / RUN_ID_FILE).read_text().strip()
+
+
 def _resume_dir(cfg: DictConfig, out_dir: Path, experiment: str | None) -> Path | None:
-    """`resume=<run dir>` as given; `resume=true`: the newest unfinished run of this experiment."""
+    """`resume=<run dir>` as given; `resume=true`: the newest unfinished run of this experiment.
+
+    Either way the folder must belong to the run it names: its RUN_ID_FILE and the run's
+    `out_dir` tag must agree, or a resume would load another run's checkpoints.
+    """
     spec = cfg.get("resume")
     if spec in (None, False) or str(spec).lower() in ("false", "none", "null"):
         return None
+    cl = tracking.client(cfg.tracking.uri)
     if str(spec).lower() != "true":
         d = Path(str(spec))
         if not (d / RUN_ID_FILE).is_file():
             raise AaexpError(f"resume={spec}: not a run directory (no {RUN_ID_FILE} in it)")
+        run_id = _owner(d)
+        try:
+            tagged = cl.get_run(run_id).data.tags.get("out_dir")
+        except Exception as exc:
+            raise AaexpError(f"resume={spec}: run {run_id or '(none)'} named in {RUN_ID_FILE} is not in the "
+                             f"tracking store {cl.tracking_uri}") from exc
+        if tagged is not None and Path(tagged).resolve() != d.resolve():
+            raise AaexpError(f"resume={spec}: the folder's run {run_id} was started in {tagged}; this folder "
+                             f"belongs to another run, refusing to mix their files")
         return d
-    cl = tracking.client(cfg.tracking.uri)
     exp = cl.get_experiment_by_name(cfg.tracking.experiment_name)
     if exp is not None:
         flt = f"tags.experiment = '{experiment or 'none'}' and attributes.status != 'FINISHED'"
         for r in cl.search_runs([exp.experiment_id], flt, order_by=["attributes.start_time DESC"], max_results=20):
             d = Path(r.data.tags.get("out_dir", ""))
             if d.is_dir() and (d / RUN_ID_FILE).is_file():
-                return d
+                if _owner(d) == r.info.run_id:
+                    return d
+                log.warning("resume=true: skipping run %s, its folder %s belongs to run %s", r.info.run_id, d, _owner(d))
     raise AaexpError(f"resume=true: no unfinished run of experiment '{experiment}' to resume")
+
+
+def _claim(out_dir: Path) -> Path:
+    """Take `out_dir` for a new run, atomically: two runs never share a folder (logs, checkpoints, students)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RUN_ID_FILE
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        owner = _owner(out_dir) or "being started by another process"
+        raise AaexpError(f"{out_dir} already belongs to run {owner}; give this run its own folder "
+                         f"(hydra.run.dir=...) or continue that run with resume={out_dir}") from None
+    return path
 
 
 def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> Any:
@@ -78,6 +113,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     from hydra.utils import get_method
 
     started = time.perf_counter()
+    check_numbers(cfg)
     seed_everything(cfg.get("seed"))
     device = resolve_device(cfg.get("device", "auto"))
     out_dir, experiment, overrides = _hydra_info()
@@ -90,6 +126,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     resume = _resume_dir(cfg, out_dir, experiment)
     if resume is not None:
         out_dir = resume
+    claim = _claim(out_dir) if resume is None else None
     run_name = " ".join([experiment or cfg.study.name, *[o for o in overrides if "experiment=" not in o]])
     commit, dirty = tracking.git_commit()
     tags = {
@@ -103,7 +140,14 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     }
     run_id = (resume / RUN_ID_FILE).read_text().strip() if resume else None
     log.info("study=%s experiment=%s device=%s out_dir=%s", cfg.study.name, experiment, device, out_dir)
-    with tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id) as tracker:
+    with contextlib.ExitStack() as stack:
+        try:
+            tracker = stack.enter_context(
+                tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id))
+        except BaseException:
+            if claim is not None:  # no run was created: free the folder
+                claim.unlink(missing_ok=True)
+            raise
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
         if resume is None:
@@ -115,7 +159,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     print(f"Run {tracker.run_id} logged to MLflow ({tracker.client.tracking_uri}).\n"
-          f"Open it with `aaexp ui`, then http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{tracker.run_id}", flush=True)
+          f"Open it with `aaexp ui`, then {tracking.ui_url('http://127.0.0.1:5000', exp_id, tracker.run_id)}", flush=True)
     name = cfg.get("optimized_metric")
     if name:
         if name not in metrics:

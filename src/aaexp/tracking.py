@@ -50,10 +50,50 @@ def _retry(fn, *args, attempts: int = 8, **kwargs):
             time.sleep(0.05 * 2**i)
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's folder while MLflow creates or migrates its schema.
+
+    Opening a new store runs MLflow's migrations; two processes doing it at once collide
+    ("duplicate column name"). The lock is on the folder, so no lock file is left behind.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): MLflow's own behaviour
+        yield
+        return
+    folder = Path(uri[len("sqlite:///"):]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def client(uri: str | None = None):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=resolve_uri(uri))
+    uri = resolve_uri(uri)
+    with _store_lock(uri):  # MlflowClient opens the store (and creates its schema) right here
+        return MlflowClient(tracking_uri=uri)
+
+
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless it is marked as model
+# training: the kind tag does it for UIs that read it; from about 3.10 the UI follows a global
+# GenAI / Model training switch instead (GenAI by default), which a link's `workflowType` sets.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+UI_QUERY = "workflowType=machine_learning"
+
+
+def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """A link into the MLflow UI that opens on the runs table (or the run), not the GenAI overview."""
+    path = "#/experiments" + (f"/{experiment_id}" if experiment_id else "") + (f"/runs/{run_id}" if run_id else "")
+    return f"{base.rstrip('/')}/{path}?{UI_QUERY}"
 
 
 def get_or_create_experiment(cl, name: str) -> str:
@@ -62,7 +102,8 @@ def get_or_create_experiment(cl, name: str) -> str:
         return exp.experiment_id
     root = artifact_root(cl.tracking_uri)
     try:
-        return _retry(cl.create_experiment, name, artifact_location=f"{root}/{name}" if root else None)
+        return _retry(cl.create_experiment, name, artifact_location=f"{root}/{name}" if root else None,
+                      tags={KIND_TAG: KIND})
     except Exception:  # another process created it first
         exp = _retry(cl.get_experiment_by_name, name)
         if exp is None:
@@ -168,6 +209,9 @@ def start_run(
         run_id = run.info.run_id
     else:
         _retry(cl.update_run, run_id, status="RUNNING")
+        # The interruption it resumes from is over; a new one sets its own tag.
+        if "error" in _retry(cl.get_run, run_id).data.tags:
+            _retry(cl.delete_tag, run_id, "error")
     tracker = Tracker(cl, run_id)
     try:
         yield tracker

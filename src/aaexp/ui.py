@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     args = p.parse_args(argv)
     uri = tracking.resolve_uri(args.tracking_uri)
-    print(f"MLflow UI: http://{args.host}:{args.port}  (store {uri}); Ctrl-C stops it", flush=True)
+    print(f"MLflow UI: {tracking.ui_url(f'http://{args.host}:{args.port}')}  (store {uri}); Ctrl-C stops it", flush=True)
     proc = subprocess.Popen(command(uri, args.host, args.port))
     try:
         return proc.wait()

@@ -111,3 +111,38 @@ def test_split_is_per_descriptor_and_disjoint(safe_csv, ranges):
     np.testing.assert_array_equal(va, va2)
     with pytest.raises(AaexpError):
         eq_data.split(d, 1.0, seed=0)
+
+
+def test_an_open_quote_swallows_nothing_and_skips_are_reported_by_physical_line(tmp_path, safe_csv, ranges, caplog):
+    """Issue 13.4: five malformed lines at 101-105 (one with an unterminated quote) and a
+    non-numeric gain at line 206; every other row must survive."""
+    lines = safe_csv.read_text().splitlines()
+    good = lines[0].split(",")
+    bad = [
+        lines[1].replace("Muddy", '"Muddy'),          # unterminated quote
+        ",".join(good[:10]),                           # too few columns
+        ",".join(good + ["1", "2"]),                   # too many
+        lines[2].replace(",Tubby,", ',"Tub"by,'),       # text after a closing quote
+        ",".join(good[:6] + ["loud"] + good[7:]),     # a frequency that is a word
+    ]
+    rows = lines[:100] + bad + lines[100:]
+    victim = rows[205].split(",")                      # physical line 206 (original line 201)
+    assert victim[5] not in ("", "notanumber") and '"' not in rows[205]
+    victim[5] = "notanumber"
+    rows[205] = ",".join(victim)
+    path = tmp_path / "safe.csv"
+    path.write_text("\n".join(rows) + "\n")
+
+    with caplog.at_level("WARNING", logger="aaexp"):
+        d = eq_data.read_safe_csv(path, ranges)
+    # Independently: the clean file's descriptors, less the one row spoiled at line 206.
+    with open(safe_csv, newline="") as fh:
+        words = Counter(r[1].strip().lower() for r in csv.reader(fh))
+    words[victim[1].strip().lower()] -= 1
+    assert d.counts() == {w: n for w, n in words.items() if n}
+    sel = eq_data.select(d, 5)
+    assert sel.stats["rows_used"] == sum(n for n in words.values() if n >= 5)
+    assert sel.stats["descriptors"] == sum(1 for n in words.values() if n >= 5) == 14
+    assert sorted(d.skipped) == [101, 102, 103, 104, 105, 206]
+    assert d.stats == {"rows_read": 1705, "rows_skipped": 6, "rows_out_of_range": 0}
+    assert "skipped 6 malformed" in caplog.text and "101, 102, 103, 104, 105, 206" in caplog.text

@@ -8,12 +8,18 @@ from aaexp.config import compose
 from aaexp.tnca import study
 from aaexp.tnca.audio_io import load_audio
 from aaexp.tnca.measures import describe
+from tests.shared_data import DEFAULT, require_data
 
 TINY = ["trainer=quick", "data.max_seconds=0.2", "trainer.growth_steps=4"]
 
 
+def violin_path() -> str:
+    """data.path of the violin target (the test skips when the data is absent)."""
+    return f"data.path={require_data() / 'tnca' / 'violin.wav'}"
+
+
 def build(experiment, *over):
-    cfg = compose([f"+experiment={experiment}", *TINY, *over])
+    cfg = compose([f"+experiment={experiment}", *TINY, violin_path(), *over])
     torch.manual_seed(0)
     return cfg, study.build(cfg, torch.device("cpu"))
 
@@ -64,7 +70,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     from aaexp.tracking import client
 
     out = tmp_path / "run"
-    args = ["+experiment=tnca_bigvgan_fixes", *TINY, "trainer.growth_steps=12", "trainer.lr=5e-3", "trainer.log_every=5",
+    args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin_path(), "trainer.growth_steps=12", "trainer.lr=5e-3", "trainer.log_every=5",
             "trainer.image_every=30", "trainer.checkpoint_every=10"]
     assert main(["train", *args, "trainer.iterations=30", f"hydra.run.dir={out}"]) == 0
     cl = client(mlflow_uri)
@@ -96,7 +102,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
 
     # Runs with several outputs finish too (one comparison row per output, mixed vocoding).
     for exp, extra in [("tnca_multiscale", []), ("tnca_dual", ["model.vocoder.source=mix"])]:
-        assert main(["train", f"+experiment={exp}", *TINY, "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
+        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
         audio, sr = load_audio(tmp_path / exp / "grown.wav")
         assert sr == 22050 and len(audio) == 24 * 256  # 0.2 s padded to 24 frames; BigVGAN framing: hop per frame
     names = {r.info.run_name.split()[0]: r for r in cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])}
@@ -120,6 +126,8 @@ def test_missing_data_and_missing_bigvgan_are_one_line_errors(tmp_path, mlflow_u
 def test_relative_data_path_falls_back_to_the_repository(tmp_path, monkeypatch, shared_data):
     from aaexp.tnca.audio_io import resolve_path
 
+    if shared_data != DEFAULT:
+        pytest.skip(f"the data is not at ../shared/data beside the repository (AAEXP_DATA={shared_data})")
     monkeypatch.chdir(tmp_path)  # ../shared/data is not beside tmp_path; the repo's is found instead
     assert resolve_path("../shared/data/tnca/violin.wav") == (shared_data / "tnca" / "violin.wav").resolve()
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from aaexp.aa import checkpoint
 from aaexp.aa.data import ToneSet
+from aaexp.aa.divergence import DivergenceWatch, last_good
 from aaexp.aa.framing import Framing
 from aaexp.aa.loss_mix import WHOLE_WINDOW_TERMS, AALoss, lambda_at, term_weights
 from aaexp.aa.losses import ASRLoss, ESRLoss, ESRNormalLoss, db_to_power, to_db
@@ -59,6 +60,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(student.parameters(), lr=float(trainer_cfg.lr))
         self.shuffle = torch.Generator().manual_seed(int(ctx.cfg.get("seed") or 0))
         self.ckpt_dir = Path(ctx.out_dir) / "checkpoints"
+        self.divergence = DivergenceWatch.from_cfg(trainer_cfg, ctx, self.ckpt_dir)
         # Validation loss uses the weights λ ends at, so epochs compare on one scale under a curriculum.
         self.val_weights = term_weights(loss_cfg, lambda_at(loss_cfg, self.max_epochs, self.max_epochs))
         self.best_metric = str(trainer_cfg.best_metric)
@@ -98,7 +100,8 @@ class Trainer:
                 raise TrainingDiverged(
                     f"loss became {value} at epoch {state.epoch + 1}, step {state.step + 1} "
                     f"({', '.join(f'{n}={float(v.detach()):.3g}' for n, v in terms.items())}); "
-                    f"last good checkpoint: {self.ckpt_dir / checkpoint.LAST}")
+                    f"{last_good(self.ckpt_dir)}")
+            self.divergence.check(value, state.epoch + 1, state.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()

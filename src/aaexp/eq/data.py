@@ -31,6 +31,7 @@ class EqData:
     labels: list[str]
     source: str
     stats: dict = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)   # physical line -> why it was skipped
 
     @property
     def descriptors(self) -> list[str]:
@@ -42,57 +43,81 @@ class EqData:
         return dict(Counter(self.labels))
 
     def subset(self, idx: np.ndarray) -> "EqData":
-        return EqData(self.params[idx], [self.labels[i] for i in idx], self.source, self.stats)
+        return EqData(self.params[idx], [self.labels[i] for i in idx], self.source, self.stats, self.skipped)
 
 
-def _parse_row(row: list[str]) -> tuple[str, np.ndarray] | None:
-    """(descriptor, parameters) or None when the row is malformed."""
+def _parse_row(row: list[str]) -> tuple[str, np.ndarray] | str:
+    """(descriptor, parameters), or why the row is malformed."""
     if len(row) != SAFE_COLUMNS:
-        return None
+        return f"{len(row)} columns, not {SAFE_COLUMNS}"
     word = row[DESCRIPTOR_COL].strip().lower()
     try:
         params = np.array([float(x) for x in row[PARAM_COLS]])
     except ValueError:
-        return None
-    if not word or not np.isfinite(params).all():
-        return None
+        return "a parameter is not a number"
+    if not np.isfinite(params).all():
+        return "a parameter is not finite"
+    if not word:
+        return "empty descriptor"
     return word, params
+
+
+def _physical_rows(fh):
+    """(line number, fields or a problem) for every non-blank physical line.
+
+    SAFE-DB has one record per line, so each line is parsed on its own: a quote left open runs
+    to the end of its line and no further, and is reported there, instead of swallowing the
+    lines after it into one bad record (what a file-wide csv.reader does).
+    """
+    for lineno, line in enumerate(fh, start=1):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        try:
+            row = next(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            yield lineno, f"bad quoting ({exc})"
+            continue
+        if all(not c.strip() for c in row):
+            continue
+        yield lineno, row
 
 
 def read_safe_csv(path: str | Path, ranges: PluginRanges) -> EqData:
     """Every well-formed row of a SAFE-DB equaliser export; malformed rows are skipped and counted.
 
-    A row is malformed when it has the wrong number of columns, a non-numeric or non-finite
-    parameter, an empty descriptor, or a parameter outside the plugin ranges (the plugin cannot
-    have produced it).
+    A row is malformed when its quotes do not close on its own line, it has the wrong number of
+    columns, a non-numeric or non-finite parameter, an empty descriptor, or a parameter outside
+    the plugin ranges (the plugin cannot have produced it). Skips are reported by physical line.
     """
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = Path.cwd() / p
     if not p.is_file():
         raise AaexpError(f"data.path={path}: no such file ({p})")
-    params, labels, bad_lines, out_of_range = [], [], [], 0
+    params, labels, skipped, out_of_range = [], [], {}, 0
     with open(p, newline="", encoding="utf-8", errors="replace") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            parsed = _parse_row(row)
-            if parsed is None:
-                bad_lines.append(lineno)
+        for lineno, row in _physical_rows(fh):
+            parsed = row if isinstance(row, str) else _parse_row(row)
+            if isinstance(parsed, str):
+                skipped[lineno] = parsed
                 continue
             if not ranges.valid(parsed[1][None])[0]:
                 out_of_range += 1
-                bad_lines.append(lineno)
+                skipped[lineno] = "outside the plugin ranges"
                 continue
             labels.append(parsed[0])
             params.append(parsed[1])
-    if bad_lines:
-        log.warning("%s: skipped %d malformed row(s) (%d out of the plugin ranges), e.g. lines %s",
-                    p.name, len(bad_lines), out_of_range, bad_lines[:5])
+    if skipped:
+        why = Counter(skipped.values())
+        lines = sorted(skipped)
+        shown = f"{lines[:20]}" + (f" and {len(lines) - 20} more" if len(lines) > 20 else "")
+        log.warning("%s: skipped %d malformed row(s) (%s) at line(s) %s", p.name, len(skipped),
+                    "; ".join(f"{n}: {w}" for w, n in why.most_common()), shown)
     if not params:
         raise AaexpError(f"data.path={path}: no usable rows (expected SAFE-DB's {SAFE_COLUMNS}-column CSV)")
-    stats = {"rows_read": len(params) + len(bad_lines), "rows_skipped": len(bad_lines), "rows_out_of_range": out_of_range}
-    return EqData(np.stack(params), labels, str(p), stats)
+    stats = {"rows_read": len(params) + len(skipped), "rows_skipped": len(skipped), "rows_out_of_range": out_of_range}
+    return EqData(np.stack(params), labels, str(p), stats, skipped)
 
 
 def synthetic(cfg, ranges: PluginRanges) -> EqData:

@@ -34,6 +34,7 @@ class Evaluation:
     interpolation: list[Decoded]        # along the line between the two `interpolate` centroids
     interp_path: np.ndarray             # Array[len(alphas) x D]
     centroids: dict[str, np.ndarray] = field(default_factory=dict)  # descriptor -> Array[D]
+    undefined: dict[str, str] = field(default_factory=dict)  # metric -> why it is NaN
 
 
 def _tilt(params: np.ndarray, ev_cfg, fs: float, shelf_q: float) -> float:
@@ -57,18 +58,23 @@ def evaluate(trained: TrainedEq, data: EqData, train_idx: np.ndarray, val_idx: n
     focus = np.isin(labels, list(ev_cfg.descriptors))
     # Reference: how the descriptors cluster in the normalised inputs the encoder sees.
     x_norm = trained.normaliser.forward(torch.as_tensor(data.params)).numpy()
-    for k, v in metrics.clustering(x_norm, list(labels)).items():
-        m[f"eval/{k}/input"] = v
-    for k, v in metrics.clustering(x_norm[focus], list(labels[focus])).items():
-        m[f"eval/{k}_focus/input"] = v
+    undefined: dict[str, str] = {}
+
+    def cluster(points, labs, suffix):
+        why = metrics.clustering_undefined(list(labs))
+        for k, v in metrics.clustering(points, list(labs)).items():
+            m[f"eval/{k}{suffix}"] = v
+            if why:
+                undefined[f"eval/{k}{suffix}"] = why
+
+    cluster(x_norm, labels, "/input")
+    cluster(x_norm[focus], labels[focus], "_focus/input")
     for name, idx in (("train", train_idx), ("val", val_idx), ("all", np.arange(len(labels)))):
         if len(idx) == 0:
             continue
-        for k, v in metrics.clustering(latent[idx], list(labels[idx])).items():
-            m[f"eval/{k}/{name}"] = v
+        cluster(latent[idx], labels[idx], f"/{name}")
         sel = idx[focus[idx]]  # the same, restricted to the tabulated descriptors (warm, bright)
-        for k, v in metrics.clustering(latent[sel], list(labels[sel])).items():
-            m[f"eval/{k}_focus/{name}"] = v
+        cluster(latent[sel], labels[sel], f"_focus/{name}")
         if name == "all":
             continue
         target = data.params[idx]
@@ -111,7 +117,7 @@ def evaluate(trained: TrainedEq, data: EqData, train_idx: np.ndarray, val_idx: n
             m[f"eval/interp_valid/a{float(alpha):.2f}"] = float(d.valid)
             m[f"eval/interp_tilt_db/a{float(alpha):.2f}"] = d.tilt_db
         m["eval/valid_share/interp"] = float(np.mean([d.valid for d in interp]))
-    return Evaluation(m, latent, split, desc, interp, path, cents)
+    return Evaluation(m, latent, split, desc, interp, path, cents, undefined)
 
 
 def morph(trained: TrainedEq, cents: dict[str, np.ndarray], a: str, b: str, alphas, ev_cfg) -> tuple[list[Decoded], np.ndarray]:

@@ -13,10 +13,21 @@ FREQ_FLOOR_HZ = 1.0  # decoded frequencies <= 0 (possible with linear heads) cou
 Q_FLOOR = 1e-3
 
 
+def clustering_undefined(labels: list[str]) -> str | None:
+    """Why silhouette and Davies-Bouldin do not exist for these labels (None: they do)."""
+    k = len(set(labels))
+    if k < 2:
+        return f"{k} descriptor(s); clustering scores compare at least 2"
+    if k >= len(labels):
+        return f"{k} descriptors for {len(labels)} rows; clustering scores need a descriptor with 2 or more rows"
+    return None
+
+
 def clustering(latent: np.ndarray, labels: list[str]) -> dict[str, float]:
     """Silhouette (higher is better, in [-1, 1]) and Davies-Bouldin (lower is better) of the
-    latent codes grouped by descriptor (Euclidean). Latent Array[N x D]; NaN with < 2 descriptors."""
-    if len(set(labels)) < 2 or len(set(labels)) >= len(labels):
+    latent codes grouped by descriptor (Euclidean). Latent Array[N x D]; NaN where
+    `clustering_undefined` gives a reason."""
+    if clustering_undefined(labels) is not None:
         return {"silhouette": float("nan"), "davies_bouldin": float("nan")}
     return {"silhouette": float(silhouette_score(latent, labels)), "davies_bouldin": float(davies_bouldin_score(latent, labels))}
 

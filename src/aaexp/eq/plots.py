@@ -36,7 +36,8 @@ def responses(descriptors: list[Decoded], interpolation: list[Decoded], ev_cfg, 
         ax.set_xlabel("frequency (Hz)")
         ax.set_title(t)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[1]:  # an empty legend is a matplotlib warning on stderr
+            ax.legend(fontsize=7)
     axes[0].set_ylabel(f"magnitude (dB), RBJ biquads at {fs / 1000:g} kHz")
     fig.suptitle(title)
     fig.tight_layout()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aaexp import undefined
 from aaexp.device import cpu_threads
 from aaexp.eq import data as eq_data
 from aaexp.eq import evaluation, normalise, plots
@@ -27,13 +28,19 @@ def _tensors(data: eq_data.EqData, norm, vocab: dict[str, int], idx: np.ndarray,
     return x, y
 
 
+def _score(m: dict[str, float], ev: evaluation.Evaluation, key: str, spec: str = ".2f") -> str:
+    """A clustering score as text: the number, or n/a with the reason it does not exist."""
+    why = ev.undefined.get(key)
+    return f"n/a (undefined: {why})" if why else undefined.fmt(m.get(key, float("nan")), spec)
+
+
 def _verdict(m: dict[str, float], ev: evaluation.Evaluation) -> str:
     bad = [d for d in ev.descriptors if not d.valid]
-    sil = m.get("eval/silhouette/all", float("nan"))
+    sil = _score(m, ev, "eval/silhouette/all")
     if not bad:
-        return f"all {len(ev.descriptors)} decoded descriptors valid; silhouette {sil:.2f}"
+        return f"all {len(ev.descriptors)} decoded descriptors valid; silhouette {sil}"
     return (f"INVALID: {len(bad)}/{len(ev.descriptors)} decoded descriptors out of the plugin ranges "
-            f"(frequencies up to {m['eval/decoded_freq_hz/max']:.4g} Hz); silhouette {sil:.2f}")
+            f"(frequencies up to {m['eval/decoded_freq_hz/max']:.4g} Hz); silhouette {sil}")
 
 
 def run(ctx) -> dict[str, float]:
@@ -52,7 +59,7 @@ def _run(ctx) -> dict[str, float]:
              data.source, len(data.labels), len(counts),
              ", ".join(f"{w} {counts[w]}" for w in data.descriptors[:6]), len(train_idx), len(val_idx), data.stats["rows_skipped"])
     ctx.tracker.log_metrics({f"data/{k}": float(v) for k, v in data.stats.items()} | {"data/train_rows": len(train_idx), "data/val_rows": len(val_idx)})
-    ctx.tracker.log_dict({"source": data.source, "stats": data.stats, "descriptor_rows": {w: counts[w] for w in data.descriptors}}, "data/descriptors.json")
+    ctx.tracker.log_dict({"source": data.source, "stats": data.stats, "skipped_lines": data.skipped, "descriptor_rows": {w: counts[w] for w in data.descriptors}}, "data/descriptors.json")
 
     norm = normalise.build(cfg.model.norm, data.params[train_idx])
     vocab = {w: i for i, w in enumerate(data.descriptors)}
@@ -72,14 +79,14 @@ def _run(ctx) -> dict[str, float]:
     m = ev.metrics
     ctx.tracker.log_metrics(m, step=n_epochs)
     verdict = _verdict(m, ev)
-    ctx.tracker.set_tags({"verdict": verdict, "eq.model": cfg.model.name})
+    ctx.tracker.set_tags({"verdict": verdict, "eq.model": cfg.model.name, **undefined.tags(ev.undefined)})
 
     decoded_md = evaluation.table_markdown(ev.descriptors, counts)
     interp_md = evaluation.table_markdown(ev.interpolation)
     ctx.tracker.log_text(decoded_md + "\n", "tables/decoded.md")
     ctx.tracker.log_text(interp_md + "\n", "tables/interpolation.md")
     ctx.tracker.log_dict({"metrics": m, "decoded": evaluation.as_dict(ev.descriptors),
-                          "interpolation": evaluation.as_dict(ev.interpolation)}, "results.json")
+                          "interpolation": evaluation.as_dict(ev.interpolation), "undefined": ev.undefined}, "results.json")
     title = f"{cfg.model.name} on {'SAFE-DB' if cfg.data.path else 'synthetic data'} ({n_epochs} epochs)"
     ctx.tracker.log_figure(plots.responses([d for d in ev.descriptors if d.name in cfg.eval.descriptors], ev.interpolation,
                                                    cfg.eval, ranges.shelf_q, title), "plots/eq_responses.png")
@@ -92,8 +99,8 @@ def _run(ctx) -> dict[str, float]:
 
     log.info("decoded settings (latent centroids):\n%s", decoded_md)
     log.info("interpolation %s:\n%s", " -> ".join(cfg.eval.interpolate), interp_md)
-    log.info("silhouette %.3f (held out %.3f), Davies-Bouldin %.2f; valid: centroids %.0f%%, held-out reconstructions %.0f%%; %s",
-             m.get("eval/silhouette/all", float("nan")), m.get("eval/silhouette/val", float("nan")),
-             m.get("eval/davies_bouldin/all", float("nan")), 100 * m["eval/valid_share/centroids"],
-             100 * m.get("eval/valid_share/val", float("nan")), verdict)
+    log.info("silhouette %s (held out %s), Davies-Bouldin %s; valid: centroids %.0f%%, held-out reconstructions %s%%; %s",
+             _score(m, ev, "eval/silhouette/all", ".3f"), _score(m, ev, "eval/silhouette/val", ".3f"),
+             _score(m, ev, "eval/davies_bouldin/all"), 100 * m["eval/valid_share/centroids"],
+             undefined.fmt(100 * m.get("eval/valid_share/val", float("nan")), ".0f"), verdict)
     return m

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from aaexp import undefined
 from aaexp.config import CONF_DIR
 from aaexp.evaluate import eval_tracker
 from aaexp.tnca import measures
@@ -79,6 +80,7 @@ def run(args) -> int:
         if tracker is not None:
             tracker.log_params({"audio": str(a_path), "reference": str(r_path) if r_path else ""})
             tracker.log_metrics(result)
+            tracker.set_tags(undefined.tags(measures.undefined_reasons(result)))
             tracker.log_artifact(out / "tnca_measures.md", "eval")
             tracker.log_artifact(out / "tnca_spectrograms.png", "eval")
     return 0

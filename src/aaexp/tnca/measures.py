@@ -34,7 +34,10 @@ def describe(audio: np.ndarray, sample_rate: int, cfg: Mapping[str, Any]) -> dic
 
     a = np.asarray(audio, dtype=np.float64)
     m = mono(a)
-    cen = librosa.feature.spectral_centroid(y=m, sr=sample_rate, n_fft=cfg["centroid"]["n_fft"], hop_length=cfg["centroid"]["hop_length"])
+    if np.any(m):
+        cen = librosa.feature.spectral_centroid(y=m, sr=sample_rate, n_fft=cfg["centroid"]["n_fft"], hop_length=cfg["centroid"]["hop_length"])
+    else:  # librosa says 0 Hz for silence; there is no spectrum to take a centroid of
+        cen = np.array([math.nan])
     return {
         "duration_s": a.shape[-1] / sample_rate,
         "sample_rate": float(sample_rate),
@@ -138,8 +141,18 @@ def edge_energy(generated: torch.Tensor, target: torch.Tensor, frames: int) -> d
     }
 
 
+UNDEFINED_WHY = {"centroid_hz": "silent audio, no spectral energy to take a centroid of"}
+
+
+def undefined_reasons(rows: Mapping[str, float]) -> dict[str, str]:
+    """{measure: why} for the measures that are NaN because they do not exist for this audio."""
+    return {k: UNDEFINED_WHY[k.rsplit("/", 1)[-1]] for k, v in rows.items()
+            if k.rsplit("/", 1)[-1] in UNDEFINED_WHY and not math.isfinite(v)}
+
+
 def table(rows: Mapping[str, float]) -> str:
-    """A two-column Markdown table of measures."""
+    """A two-column Markdown table of measures (n/a and the reason where a measure is undefined)."""
+    why = undefined_reasons(rows)
     lines = ["| measure | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.6g} |" for k, v in rows.items()]
+    lines += [f"| {k} | n/a (undefined: {why[k]}) |" if k in why else f"| {k} | {v:.6g} |" for k, v in rows.items()]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from aaexp import undefined
 from aaexp.errors import AaexpError, TrainingDiverged
 from aaexp.progress import bar
 from aaexp.tnca import contract as ct
@@ -230,6 +231,7 @@ def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
     final.update({k if "/" in k else f"audio/{k}": v for k, v in m.items()})
     final.update({f"ceiling/{k.split('/', 1)[-1]}": v for k, v in mc.items() if not k.startswith("reference/")})
     tracker.log_metrics(final, step=st.iteration)
+    tracker.set_tags(undefined.tags(measures.undefined_reasons(final)))  # e.g. the centroid of a silent growth
 
     write_audio(out / "grown.wav", audio, c.sample_rate)
     write_audio(out / "target_vocoded.wav", ceiling, c.sample_rate)
