@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench ui clean
+.PHONY: setup demo test lint bench ui clean
 
 setup: $(STAMP)
 
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/aaexp train +experiment=lambda_0.3 trainer=quick
+	$(BIN)/aaexp train recipe=demo
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
 
 bench: setup
 	$(BIN)/python scripts/bench.py

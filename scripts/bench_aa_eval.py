@@ -37,7 +37,8 @@ def bare_forward_seconds(models, cfg, device) -> float:
         m = eval_response.prepare_model(model, device, dtype)
         n_w = eval_response.initial_warmup(cfg.warmup, grid.fs, m.receptive_field)
         for idx in eval_response.chunks(torch.arange(len(grid)), int(cfg.batch_size)):
-            x = tones.sine_batch(grid.f0[idx], grid.amp[idx], grid.start_phase(n_w)[idx], grid.fs, n_w, grid.n_window, dtype=dtype, device=device)
+            x = tones.sine_batch(grid.f0[idx], grid.amp[idx], grid.start_phase(n_w)[idx], grid.fs, n_w, grid.n_window,
+                                 dtype=dtype, device=device)
             eval_response.forward(m, x)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -67,7 +68,8 @@ def bench_pair(name: str, cfg, device) -> dict:
         "tones": len(result.grid), "window_samples": result.grid.n_window,
         "warmup_s": {k: sorted({int(w) / result.grid.fs for w in v.warmup}) for k, v in result.models.items()},
         "unsettled_tones": unsettled,
-        "bare_forward_s": round(bare, 3), "bare_forward_before_after_s": [round(bare_before, 3), round(bare_after, 3)], "evaluate_s": round(t_eval, 3), "write_tables_plots_s": round(t_write, 3),
+        "bare_forward_s": round(bare, 3), "bare_forward_before_after_s": [round(bare_before, 3), round(bare_after, 3)],
+        "evaluate_s": round(t_eval, 3), "write_tables_plots_s": round(t_write, 3),
         "ratio_evaluate": round(t_eval / bare, 3), "ratio_evaluate_and_write": round((t_eval + t_write) / bare, 3),
         "target_ratio": 1.5, "meets_target": (t_eval + t_write) / bare <= 1.5,
         "student_nmr_s_2k_8k_db": round(result.metrics["eval/nmr_s/2k-8k"], 2),
@@ -82,7 +84,8 @@ def run(pairs: list[str] | None = None) -> dict:
     cfg = OmegaConf.load(CONF_DIR / "eval" / "aa.yaml")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = {"device": str(device), "torch_threads": torch.get_num_threads(), "dtype": str(cfg.dtype),
-           "grid": f"{cfg.tones.n} tones {cfg.tones.f_min_hz}-{cfg.tones.f_max_hz} Hz, levels {list(cfg.tones.levels_dbfs)} dBFS, window {cfg.window_s} s"}
+           "grid": f"{cfg.tones.n} tones {cfg.tones.f_min_hz}-{cfg.tones.f_max_hz} Hz, levels {list(cfg.tones.levels_dbfs)} dBFS, "
+                   f"window {cfg.window_s} s"}
     for name in pairs or list(PAIRS):
         out[name] = bench_pair(name, cfg, device)
         print(name, json.dumps(out[name]), file=sys.stderr, flush=True)
@@ -90,6 +93,6 @@ def run(pairs: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone  # scripts/ is on sys.path when this file runs as a script
 
     run_alone("aa_eval", lambda: run(sys.argv[1:] or None))

@@ -124,6 +124,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone  # scripts/ is on sys.path when this file runs as a script
 
     run_alone("aa_train", run)

@@ -7,8 +7,8 @@ bench/results/eq.json.
 
 from __future__ import annotations
 
-import os
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +86,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone  # scripts/ is on sys.path when this file runs as a script
 
     run_alone("eq", run)

@@ -85,7 +85,7 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    from bench import run_alone       # scripts/ is on sys.path when this file runs as a script
+    from bench import run_alone  # scripts/ is on sys.path when this file runs as a script
 
     def show(res: dict) -> None:
         for label, r in res["cases"].items():

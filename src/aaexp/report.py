@@ -139,7 +139,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", default="reports", help="folder for report.md, report.csv, report.png")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     args = p.parse_args(argv)
-    rows, metric_names, layout = collect(args.tracking_uri, args.experiment_name, args.metrics, args.param or ["loss.lam"], args.tag or ["verdict"])
+    rows, metric_names, layout = collect(args.tracking_uri, args.experiment_name, args.metrics, args.param or ["loss.lam"],
+                                         args.tag or ["verdict"])
     if not rows:
         raise AaexpError("no finished runs to report")
     out = Path(args.out)

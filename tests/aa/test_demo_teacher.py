@@ -15,8 +15,6 @@ import torch
 
 from aaexp.aa.models import DEMO_TEACHER, load_model
 
-
-
 N_PRIME = 8191  # a prime window: every aliased component lands on a non-harmonic bin
 
 

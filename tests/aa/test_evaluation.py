@@ -218,7 +218,8 @@ def test_scores_match_least_squares_harmonic_fit(kind):
     bands = eval_grid.parse_bands(cfg.bands)
     f0 = m * FS / n
     for row in res.models["student"].rows:
-        sel = np.ones_like(f0, bool) if row["band"] == "all" else np.array([b for b in bands if b.name == row["band"]][0].contains(torch.tensor(f0)))
+        sel = np.ones_like(f0, bool) if row["band"] == "all" else np.array(
+            [b for b in bands if b.name == row["band"]][0].contains(torch.tensor(f0)))
         vals = res.models["student"].scores.hesr_r.numpy()[sel]
         assert row["n_tones"] == sel.sum()
         if sel.any():

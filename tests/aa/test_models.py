@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from aaexp.aa.models import (AmpModel, ModelFileError, SampleRateWarning, export_model, load_model)
+from aaexp.aa.models import AmpModel, ModelFileError, SampleRateWarning, export_model, load_model
 from aaexp.errors import AaexpError
-
-
 
 REAL = ["jhm8_tcn_teacher.nam", "jhm8_tcn_student.nam", "jhm8_lstm_teacher.json", "jhm8_lstm_student.json"]
 
@@ -386,7 +384,8 @@ def _bad_files(tmp_path, shared_data, nam_files):
         (_write(tmp_path / "empty.nam", {}), "no 'architecture' or 'model_data'"),
         (_write(tmp_path / "convnet.nam", {**tcn, "architecture": "ConvNet"}), "unknown architecture 'ConvNet'"),
         (_write(tmp_path / "foo.json", {**lstm, "model_data": {**lstm["model_data"], "model": "Foo"}}), "unknown architecture 'Foo'"),
-        (_write(tmp_path / "short.nam", {**tcn, "weights": tcn["weights"][:-1]}), "weight count 13800 does not match the config, which needs 13801"),
+        (_write(tmp_path / "short.nam", {**tcn, "weights": tcn["weights"][:-1]}),
+         "weight count 13800 does not match the config, which needs 13801"),
         (_write(tmp_path / "long.nam", {**tcn, "weights": tcn["weights"] + [0.0]}), "weight count 13802"),
         (_write(tmp_path / "lstm_short.nam", {**nam_lstm, "weights": nam_lstm["weights"][:-2]}), "does not match the config"),
         (_write(tmp_path / "shape.json", bad_shape), "has shape (160, 39)"),

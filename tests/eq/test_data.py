@@ -65,10 +65,14 @@ def test_malformed_rows_are_skipped_and_counted(tmp_path, safe_csv, ranges, capl
     with open(safe_csv, newline="") as fh:
         good = [r for _, r in zip(range(6), csv.reader(fh))]
     bad_short = good[0][:10]
-    bad_text = list(good[1]); bad_text[7] = "loud"
-    bad_nan = list(good[2]); bad_nan[9] = "nan"
-    bad_word = list(good[3]); bad_word[1] = "   "
-    bad_range = list(good[4]); bad_range[17] = "1600000"
+    bad_text = list(good[1])
+    bad_text[7] = "loud"
+    bad_nan = list(good[2])
+    bad_nan[9] = "nan"
+    bad_word = list(good[3])
+    bad_word[1] = "   "
+    bad_range = list(good[4])
+    bad_range[17] = "1600000"
     path = tmp_path / "safe.csv"
     with open(path, "w", newline="") as fh:
         csv.writer(fh).writerows([good[5], bad_short, bad_text, bad_nan, [], bad_word, bad_range, good[0]])

@@ -42,7 +42,8 @@ def test_quick_v2_on_synthetic_data_decodes_only_valid_settings(tmp_path, store)
     assert run.info.status == "FINISHED" and run.data.tags["eq.model"] == "eq_v2"
     assert m["eval/valid_share/centroids"] == 1.0 and m["eval/valid_share/interp"] == 1.0 and m["eval/valid_share/val"] == 1.0
     assert m["train/contrastive_weight"] == pytest.approx(0.5)  # annealed to its end value at the last epoch
-    arts = {a.path for a in cl.list_artifacts(run.info.run_id)} | {a.path for d in ("plots", "tables") for a in cl.list_artifacts(run.info.run_id, d)}
+    arts = {a.path for a in cl.list_artifacts(run.info.run_id)}
+    arts |= {a.path for d in ("plots", "tables") for a in cl.list_artifacts(run.info.run_id, d)}
     assert {"plots/eq_responses.png", "plots/latent_pca.png", "plots/losses.png", "tables/decoded.md",
             "tables/interpolation.md", "results.json", MODEL_FILE} <= arts
     # The exported model, read back, decodes every descriptor and the warm -> bright path inside the plugin ranges.

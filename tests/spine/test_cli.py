@@ -44,7 +44,7 @@ def test_unknown_experiment_lists_available():
 def test_bad_override_is_one_line_exit_2(override):
     r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", override)
     assert r.returncode == 2, r.stderr
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("aaexp train: error:"), r.stderr
 
 

@@ -85,7 +85,8 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
             "plots/growth/iter_000030.png", "plots/loss.png"} <= arts
     # The logged measures are those of the written file, measured again from disk.
     audio, sr = load_audio(out / "grown.wav", mono=False)
-    assert run.data.metrics["audio/rms"] == pytest.approx(describe(audio, sr, {"centroid": {"n_fft": 2048, "hop_length": 512}})["rms"], rel=1e-6)
+    want = describe(audio, sr, {"centroid": {"n_fft": 2048, "hop_length": 512}})["rms"]
+    assert run.data.metrics["audio/rms"] == pytest.approx(want, rel=1e-6)
     violin, vsr = load_audio(shared_data / "tnca" / "violin.wav", mono=False)
     crop = violin[:, : round(0.2 * vsr)].mean(axis=0)  # the reference is the segment that was learned
     assert run.data.metrics["reference/rms"] == pytest.approx(float(np.sqrt(np.mean(crop**2))), rel=1e-9)
@@ -102,7 +103,8 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
 
     # Runs with several outputs finish too (one comparison row per output, mixed vocoding).
     for exp, extra in [("tnca_multiscale", []), ("tnca_dual", ["model.vocoder.source=mix"])]:
-        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.iterations=1", *extra, f"hydra.run.dir={tmp_path / exp}"]) == 0
+        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.iterations=1", *extra,
+                     f"hydra.run.dir={tmp_path / exp}"]) == 0
         audio, sr = load_audio(tmp_path / exp / "grown.wav")
         assert sr == 22050 and len(audio) == 24 * 256  # 0.2 s padded to 24 frames; BigVGAN framing: hop per frame
     names = {r.info.run_name.split()[0]: r for r in cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])}

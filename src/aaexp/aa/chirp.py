@@ -225,7 +225,7 @@ def rfft(y: Tensor) -> Tensor:
     Shape:
         y: real Tensor[B x N]; output: complex Tensor[B x (N//2 + 1)].
     """
-    n, q = y.shape[-1], y.shape[-1] // 2
+    q = y.shape[-1] // 2
     return _unpack_spectra(dft_bins(_pack(y), -q, 2 * q + 1), q, y.shape[0])
 
 

@@ -47,8 +47,10 @@ class DivergenceWatch:
         if self.factor is None or self.flagged or not math.isfinite(loss):
             return
         if self.start is None:
-            if loss > 0:
-                self.start = loss
+            # A loss in bels (loss.*_form=db) can start below zero, where a growth factor means nothing: off.
+            self.start = loss if loss > 0 else math.nan
+            return
+        if math.isnan(self.start):
             return
         if loss <= self.factor * self.start:
             return

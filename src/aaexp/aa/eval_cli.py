@@ -33,11 +33,14 @@ def add_arguments(group) -> None:
     group.add_argument("--teacher", metavar="MODEL", help="the model the student was fine-tuned from; HESR-R needs it")
     group.add_argument("--baseline", metavar="MODEL", help="an earlier student: adds its rows and the decision-tree verdict")
     group.add_argument("--level", type=float, nargs="+", metavar="DBFS", help="tone level(s) in dBFS (default -20; several allowed)")
-    group.add_argument("--group-by", choices=["f0", "region"], help="f0: a tone scores in the band of its f0 (default); region: content scores where it lies")
+    group.add_argument("--group-by", choices=["f0", "region"],
+                       help="f0: a tone scores in the band of its f0 (default); region: content scores where it lies")
     group.add_argument("--n-tones", type=int, metavar="N", help="log-spaced tones per level, 27.5 Hz-12 kHz (default 50)")
     _add(group, "--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    group.add_argument("--model-rate", type=float, metavar="HZ", help="sample rate of model files that carry none (Proteus .json; default 44100 with a warning)")
-    group.add_argument("--resample", action="store_true", help="allow a student/baseline at another sample rate than the teacher: resample explicitly")
+    group.add_argument("--model-rate", type=float, metavar="HZ",
+                       help="sample rate of model files that carry none (Proteus .json; default 44100 with a warning)")
+    group.add_argument("--resample", action="store_true",
+                       help="allow a student/baseline at another sample rate than the teacher: resample explicitly")
     group.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and the sweep they need)")
     group.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                        help="override conf/eval/aa.yaml, e.g. --eval-set warmup.max_s=6.4 (repeatable)")

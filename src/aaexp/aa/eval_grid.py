@@ -93,10 +93,12 @@ def make_grid(cfg_eval, fs: int, n_tones: int | None = None, levels_dbfs: list[f
     if any(v > 0 for v in levels):
         raise AaexpError(f"eval levels are dBFS of the sine's peak and must be <= 0, got {levels}")
     n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.get("window_kind", "prime")))
-    f_nom = torch.logspace(math.log10(f_lo), math.log10(f_hi), n, dtype=torch.float64) if n > 1 else torch.tensor([f_lo], dtype=torch.float64)
+    f_nom = (torch.logspace(math.log10(f_lo), math.log10(f_hi), n, dtype=torch.float64) if n > 1
+             else torch.tensor([f_lo], dtype=torch.float64))
     m, f0, _ = tones.snap_f0(f_nom, int(fs), n_window, within=(f_lo, f_hi))
     if len(set(m.tolist())) < n:
-        raise AaexpError(f"eval grid: {n} tones from {f_lo:g} Hz are closer than the window's {fs / n_window:.3g} Hz bins; lengthen window_s or use fewer tones")
+        raise AaexpError(f"eval grid: {n} tones from {f_lo:g} Hz are closer than the window's {fs / n_window:.3g} Hz bins; "
+                         f"lengthen window_s or use fewer tones")
     k = len(levels)
     return ToneGrid(
         fs=int(fs),

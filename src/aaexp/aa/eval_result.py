@@ -102,7 +102,8 @@ class EvalResult:
         lv = ", ".join(f"{v:g}" for v in m["levels_dbfs"])
         thr = m["thresholds"]
         return [f"fs {m['fs']} Hz · window N={m['n_window']} ({m['window_s']:.3f} s) · {m['n_tones']} tones "
-                f"{m['f_min_hz']:.1f}–{m['f_max_hz']:.0f} Hz at {lv} dBFS (snapped ≤ {m['max_snap_cents']:.2f} cents) · group_by={m['group_by']}",
+                f"{m['f_min_hz']:.1f}–{m['f_max_hz']:.0f} Hz at {lv} dBFS (snapped ≤ {m['max_snap_cents']:.2f} cents) "
+                f"· group_by={m['group_by']}",
                 f"band value = power mean over its tones; ✓ below threshold (NMR-S < {thr['nmr_s_db']:g} dB inaudible, "
                 f"HESR-R < {thr['hesr_r_db']:g} dB good), ✗ at or above; floor {m['floor_db']:g} dB"]
 
@@ -155,7 +156,8 @@ class EvalResult:
         figs = {"plots/bands.png": eval_plots.band_bars(self.rows, thr, self.meta["floor_db"]),
                 "plots/tones.png": eval_plots.tone_curves(self.grid.f0.numpy(), per_model, thr, self.grid.level_dbfs.numpy())}
         if self.sweeps:
-            figs["plots/sweep_spectrograms.png"] = eval_plots.sweep_spectrograms(self.sweeps, self.grid.fs, self.sweep_hop, self.sweep_range_db)
+            figs["plots/sweep_spectrograms.png"] = eval_plots.sweep_spectrograms(self.sweeps, self.grid.fs, self.sweep_hop,
+                                                                             self.sweep_range_db)
         return figs
 
     def write_tables(self, out_dir: str | Path) -> list[Path]:

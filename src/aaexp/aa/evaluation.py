@@ -130,12 +130,14 @@ def _responses(prepared: dict, grid: eval_grid.ToneGrid, cfg_eval, device, dtype
         if not getattr(model, "exactly_periodic", True):
             warnings.append(f"{name}: runs at {model.source_rate:g} Hz, resampled to {grid.fs} Hz; its own aliases are not periodic in "
                             f"the window and leak across bins, and its scores include the resampler")
-        responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device, dtype, progress, desc=name)
+        responses[name] = resp = eval_response.steady_response(model, grid, cfg_eval.warmup, int(cfg_eval.batch_size), device,
+                                                               dtype, progress, desc=name)
         if resp.unsettled:
             worst = float(resp.mismatch_db[resp.unsettled].max())
             hz = ", ".join(f"{float(grid.f0[i]):.1f}" for i in resp.unsettled[:6]) + (" ..." if len(resp.unsettled) > 6 else "")
             warnings.append(f"{name}: {len(resp.unsettled)} tone(s) still not periodic after {cfg_eval.warmup.max_s:g} s of warm-up "
-                            f"(mismatch up to {worst:.0f} dB > {cfg_eval.warmup.tolerance_db:g} dB; f0 {hz} Hz): their scores include transient leakage")
+                            f"(mismatch up to {worst:.0f} dB > {cfg_eval.warmup.tolerance_db:g} dB; f0 {hz} Hz): "
+                            f"their scores include transient leakage")
     return responses
 
 

@@ -29,6 +29,7 @@ TERMS = ("esr_normal", "nmr", "dc", "mesr", "esr", "asr", "harmonic")
 WHOLE_WINDOW_TERMS = frozenset({"mesr", "esr", "asr", "harmonic"})
 LAMBDA_TERMS = ("esr_normal", "nmr")  # the pair λ sets
 FORMS = ("power", "db")  # a term as a power ratio (reference) or in bels (log10), whose gradient does not fade
+NMR_FORMS = FORMS + ("pmean",)  # pmean: log10 of the per-tone power mean, the evaluation's band aggregate
 
 
 def lambda_weights(lam: float) -> dict[str, float]:
@@ -70,7 +71,7 @@ def term_weights(loss_cfg: DictConfig, lam: float | None) -> dict[str, float]:
         raise AaexpError(f"loss.lam={lam} sets the {'/'.join(LAMBDA_TERMS)} weights, but loss.weights gives "
                          f"{explicit} too: set loss.lam=null to use explicit weights")
     if lam is None and len(explicit) < len(LAMBDA_TERMS):
-        raise AaexpError(f"loss.lam is null: give loss.weights.esr_normal and loss.weights.nmr explicitly")
+        raise AaexpError("loss.lam is null: give loss.weights.esr_normal and loss.weights.nmr explicitly")
     weights = {t: float(given.get(t) or 0.0) for t in TERMS}
     if lam is not None:
         weights.update(lambda_weights(lam))
@@ -117,9 +118,9 @@ class AALoss(nn.Module):
         self.esr_form = str(loss_cfg.get("esr_form", "power"))
         floor = loss_cfg.get("nmr_floor_db")
         self.nmr_floor_db = None if floor is None else float(floor)
-        for key, form in (("nmr_form", self.nmr_form), ("esr_form", self.esr_form)):
-            if form not in FORMS:
-                raise AaexpError(f"loss.{key}={form!r} is not one of {', '.join(FORMS)}")
+        for key, form, forms in (("nmr_form", self.nmr_form, NMR_FORMS), ("esr_form", self.esr_form, FORMS)):
+            if form not in forms:
+                raise AaexpError(f"loss.{key}={form!r} is not one of {', '.join(forms)}")
 
     def emphasise(self, y: Tensor) -> Tensor:
         """Pre-emphasis, then drop the history: Tensor[B x (history+L)] -> Tensor[B x L].
@@ -155,8 +156,11 @@ class AALoss(nn.Module):
                 per_tone = self.nmr(y, t)
                 if self.nmr_floor_db is not None:  # no reward below the floor: past it, ESR has the say
                     per_tone = per_tone.clamp_min(self.nmr_floor_db)
-                value = per_tone.mean()
-                value = losses.db_to_power(value) if self.nmr_form == "power" else value / 10.0  # dB -> bels
+                if self.nmr_form == "pmean":  # the evaluation's aggregate: the worst tones weigh most
+                    value = torch.log10(losses.db_to_power(per_tone).mean())
+                else:
+                    value = per_tone.mean()
+                    value = losses.db_to_power(value) if self.nmr_form == "power" else value / 10.0  # dB -> bels
             elif name == "dc":
                 value = self.dc(y, t)
             elif name == "asr":

@@ -16,14 +16,14 @@ import torch
 from omegaconf import DictConfig
 
 from aaexp.aa import checkpoint
+from aaexp.aa.bandlimit import bandlimit
 from aaexp.aa.data import ToneSet
 from aaexp.aa.divergence import DivergenceWatch, last_good
 from aaexp.aa.framing import Framing
 from aaexp.aa.loss_mix import WHOLE_WINDOW_TERMS, AALoss, lambda_at, term_weights
 from aaexp.aa.losses import ASRLoss, ESRLoss, ESRNormalLoss, db_to_power, to_db
-from aaexp.aa.nmr import NMRLoss
-from aaexp.aa.bandlimit import bandlimit
 from aaexp.aa.lr_schedule import make_scheduler, per_update
+from aaexp.aa.nmr import NMRLoss
 from aaexp.aa.target_watch import TargetWatch
 from aaexp.errors import AaexpError, TrainingDiverged
 from aaexp.progress import bar

@@ -24,7 +24,8 @@ def add_arguments(group) -> None:
     group.add_argument("--eq-model", metavar="PT", help="eq_model.pt from an EQ training run's folder")
     group.add_argument("--eq-words", nargs="+", metavar="WORD",
                        help="descriptors to decode (default: eval.descriptors, warm bright; 'all' for every one in the model)")
-    group.add_argument("--eq-morph", nargs=2, metavar=("FROM", "TO"), help="interpolate between two descriptors (default: eval.interpolate)")
+    group.add_argument("--eq-morph", nargs=2, metavar=("FROM", "TO"),
+                       help="interpolate between two descriptors (default: eval.interpolate)")
     group.add_argument("--eq-alphas", nargs="+", type=float, metavar="A", help="interpolation steps (default: eval.alphas)")
 
 

@@ -79,7 +79,8 @@ def evaluate(trained: TrainedEq, data: EqData, train_idx: np.ndarray, val_idx: n
             continue
         target = data.params[idx]
         with torch.no_grad():
-            y = trained.model.decoder(torch.as_tensor(latent[idx], dtype=torch.float32, device=next(trained.model.parameters()).device)).double().cpu()
+            dev = next(trained.model.parameters()).device
+            y = trained.model.decoder(torch.as_tensor(latent[idx], dtype=torch.float32, device=dev)).double().cpu()
         m[f"eval/recon_norm/{name}"] = float(torch.mean((y - trained.normaliser.forward(torch.as_tensor(target))) ** 2))
         decoded = trained.normaliser.inverse(y).numpy()
         for k, v in metrics.physical_errors(decoded, target).items():

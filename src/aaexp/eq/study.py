@@ -58,8 +58,10 @@ def _run(ctx) -> dict[str, float]:
     log.info("EQ data: %s, %d rows, %d descriptors (%s), %d train / %d held out; %d malformed rows skipped",
              data.source, len(data.labels), len(counts),
              ", ".join(f"{w} {counts[w]}" for w in data.descriptors[:6]), len(train_idx), len(val_idx), data.stats["rows_skipped"])
-    ctx.tracker.log_metrics({f"data/{k}": float(v) for k, v in data.stats.items()} | {"data/train_rows": len(train_idx), "data/val_rows": len(val_idx)})
-    ctx.tracker.log_dict({"source": data.source, "stats": data.stats, "skipped_lines": data.skipped, "descriptor_rows": {w: counts[w] for w in data.descriptors}}, "data/descriptors.json")
+    ctx.tracker.log_metrics({f"data/{k}": float(v) for k, v in data.stats.items()}
+                            | {"data/train_rows": len(train_idx), "data/val_rows": len(val_idx)})
+    ctx.tracker.log_dict({"source": data.source, "stats": data.stats, "skipped_lines": data.skipped,
+                          "descriptor_rows": {w: counts[w] for w in data.descriptors}}, "data/descriptors.json")
 
     norm = normalise.build(cfg.model.norm, data.params[train_idx])
     vocab = {w: i for i, w in enumerate(data.descriptors)}

@@ -35,7 +35,8 @@ def describe(audio: np.ndarray, sample_rate: int, cfg: Mapping[str, Any]) -> dic
     a = np.asarray(audio, dtype=np.float64)
     m = mono(a)
     if np.any(m):
-        cen = librosa.feature.spectral_centroid(y=m, sr=sample_rate, n_fft=cfg["centroid"]["n_fft"], hop_length=cfg["centroid"]["hop_length"])
+        cen = librosa.feature.spectral_centroid(y=m, sr=sample_rate, n_fft=cfg["centroid"]["n_fft"],
+                                                hop_length=cfg["centroid"]["hop_length"])
     else:  # librosa says 0 Hz for silence; there is no spectrum to take a centroid of
         cen = np.array([math.nan])
     return {
@@ -67,7 +68,8 @@ def mel_cepstra(x: np.ndarray, sr: int, n_mfcc: int, n_mels: int, n_fft: int, ho
     return librosa.feature.mfcc(S=0.5 * np.log(mel + eps), n_mfcc=n_mfcc)
 
 
-def mel_cepstral_distance(x: np.ndarray, y: np.ndarray, sr: int, n_mfcc: int, n_mels: int, n_fft: int, hop_length: int, eps: float) -> float:
+def mel_cepstral_distance(x: np.ndarray, y: np.ndarray, sr: int, n_mfcc: int, n_mels: int, n_fft: int, hop_length: int,
+                          eps: float) -> float:
     """MCD in dB between two equal-length mono signals (c_0 excluded)."""
     cx = mel_cepstra(x, sr, n_mfcc, n_mels, n_fft, hop_length, eps)[1:]
     cy = mel_cepstra(y, sr, n_mfcc, n_mels, n_fft, hop_length, eps)[1:]

@@ -89,7 +89,8 @@ class SpectrogramNCA(nn.Module):
             raise AaexpError(f"model.nca.fire_rate={fire_rate} must be in (0, 1]")
         used = [alive_channel] + [o.channel for o in outputs]
         if max(used) >= channels or len(set(used)) != len(used):
-            raise AaexpError(f"model: output channels {[o.channel for o in outputs]} and alive channel {alive_channel} must be distinct and < {channels}")
+            raise AaexpError(f"model: output channels {[o.channel for o in outputs]} and alive channel {alive_channel} "
+                              f"must be distinct and < {channels}")
         self.channels, self.alive_channel = channels, alive_channel
         self.padding, self.fire_rate = padding, fire_rate
         self.alive_mode, self.alive_threshold = alive, alive_threshold

@@ -159,7 +159,8 @@ def train(ctx, s: Setup) -> TrainState:
     if st.iteration:
         ctx.log.info("resumed from %s at iteration %d", ck_path, st.iteration)
     try:
-        pbar = bar(range(st.iteration, int(tr.iterations)), enabled=ctx.progress, desc="tnca", initial=st.iteration, total=int(tr.iterations))
+        pbar = bar(range(st.iteration, int(tr.iterations)), enabled=ctx.progress, desc="tnca", initial=st.iteration,
+                   total=int(tr.iterations))
         for _ in pbar:
             pbar.set_postfix(loss=f"{_iteration(ctx, s, opt, st, ck_path):.4g}")
     except KeyboardInterrupt:  # keep the finished iterations: `resume=` continues from here
