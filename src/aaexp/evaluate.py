@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
@@ -16,15 +17,45 @@ from omegaconf import OmegaConf
 
 from aaexp import tracking
 from aaexp.config import CONF_DIR
+from aaexp.errors import AaexpError
 
 
-def eval_modules() -> list[tuple[str, ModuleType]]:
+def eval_modules(config_dirs: list[str] | tuple[str, ...] = ()) -> list[tuple[str, ModuleType]]:
+    """(study, eval module) for every study config naming a `study.eval_cli`, packaged or under `config_dirs`.
+
+    A study added with `--config-dir` overrides a packaged one of the same name, as in `aaexp train`.
+    """
+    found: dict[str, str] = {}
+    for folder in (CONF_DIR, *map(Path, config_dirs)):
+        if not (Path(folder) / "study").is_dir() and folder is not CONF_DIR:
+            raise AaexpError(f"--config-dir {folder}: no study/ folder in it")
+        for path in sorted((Path(folder) / "study").glob("*.yaml")):
+            mod = OmegaConf.select(OmegaConf.load(path), "study.eval_cli")
+            if mod:
+                found[path.stem] = str(mod)
     out = []
-    for path in sorted((CONF_DIR / "study").glob("*.yaml")):
-        mod = OmegaConf.select(OmegaConf.load(path), "study.eval_cli")
-        if mod:
-            out.append((path.stem, importlib.import_module(mod)))
+    for name, mod in sorted(found.items()):
+        try:
+            out.append((name, importlib.import_module(mod)))
+        except ImportError as exc:
+            raise AaexpError(f"study {name}: study.eval_cli={mod!r} cannot be imported ({exc})") from exc
     return out
+
+
+def _config_dirs(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take `--config-dir DIR` / `--config-dir=DIR` (repeatable) out of argv: (dirs, the rest)."""
+    dirs, rest, it = [], [], iter(argv)
+    for a in it:
+        if a == "--config-dir":
+            d = next(it, None)
+            if d is None:
+                raise AaexpError("--config-dir needs a folder")
+            dirs.append(d)
+        elif a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    return dirs, rest
 
 
 def build_parser(mods) -> argparse.ArgumentParser:
@@ -51,8 +82,11 @@ def eval_tracker(args, study: str, run_name: str) -> Iterator[tracking.Tracker |
 
 
 def main(argv: list[str]) -> int:
-    mods = eval_modules()
+    dirs, argv = _config_dirs(list(argv))
+    mods = eval_modules(dirs)
     parser = build_parser(mods)
+    parser.add_argument("--config-dir", metavar="DIR", action="append",
+                        help="a config folder of your own (as for aaexp train): its studies' evaluators join in")
     args = parser.parse_args(argv)
     for _, mod in mods:
         if mod.claims(args):

@@ -61,3 +61,14 @@ def test_cli_leaves_hydra_full_error_as_it_found_it(monkeypatch, capsys):
         cli.main(["eval"])
     assert "HYDRA_FULL_ERROR" not in os.environ
     assert "--eq-model" in capsys.readouterr().err
+
+
+def test_eval_finds_the_evaluator_of_a_study_added_with_config_dir(tmp_path):
+    """A study plugged in with --config-dir can evaluate, not only train (its study.eval_cli is found)."""
+    r = aaexp("eval", "--config-dir", str(TOY_CONF), "--toy-line", "3", "2")
+    assert r.returncode == 0, r.stderr
+    assert "toy mse 1.000000" in r.stdout          # (3-3)²/3 + (2-1)² = 1, by hand
+    r = aaexp("eval", "--toy-line", "3", "2")        # without the folder the flag is unknown
+    assert r.returncode == 2 and "--toy-line" in r.stderr
+    r = aaexp("eval", f"--config-dir={tmp_path}", "--toy-line", "3", "2")
+    assert r.returncode == 2 and "no study/ folder" in r.stderr
