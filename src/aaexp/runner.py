@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from aaexp import tracking
 from aaexp.checks import check_numbers
 from aaexp.config import flatten
+from aaexp.config_keys import check_keys
 from aaexp.device import resolve_device
 from aaexp.errors import AaexpError
 from aaexp.progress import progress_enabled
@@ -113,6 +114,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     from hydra.utils import get_method
 
     started = time.perf_counter()
+    check_keys(cfg)
     check_numbers(cfg)
     seed_everything(cfg.get("seed"))
     device = resolve_device(cfg.get("device", "auto"))
