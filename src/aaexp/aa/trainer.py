@@ -71,6 +71,8 @@ class Trainer:
         bs = int(trainer_cfg.batch_size)
         self.updates_per_epoch = math.ceil(len(train) / bs) * len(self.framing.frames)
         self.watch = watch
+        self.sync_each_step = self.device.type == "cpu"   # a CPU float() costs nothing; a GPU one stalls the loop
+        self._pending: list = []
         max_time = trainer_cfg.get("max_time_s")
         self.max_time_s = None if max_time in (None, 0) else float(max_time)
         self.started = float(getattr(ctx, "started", None) or time.perf_counter())
@@ -87,31 +89,51 @@ class Trainer:
                              f"splits it into {len(self.framing.frames)} frames; set model.tbptt.lstm=null")
 
     # -- one batch ---------------------------------------------------------------------------------
-    def train_batch(self, idx: torch.Tensor, weights: dict[str, float], state: checkpoint.TrainState) -> dict[str, float]:
-        """One optimiser step per frame on tones `idx`; returns the frame-averaged weighted terms."""
+    def train_batch(self, idx: torch.Tensor, weights: dict[str, float], state: checkpoint.TrainState) -> dict:
+        """One optimiser step per frame on tones `idx`; returns the frame-averaged weighted terms.
+
+        On the CPU the values are floats, checked (NaN, divergence) after every step. On a GPU they stay
+        tensors on the device and are checked in bulk by `flush()` (every `log_every_n_steps` and at the
+        end of each epoch), so the hot loop never waits for the device.
+        """
         x = self.train.inputs(idx, self.dtype, self.device, start=self.framing.input_start)
         targets = self.framing.target_frames(self.train.targets(idx, self.dtype, self.device))
         m = self.train.m[idx].to(self.device)
-        sums: dict[str, float] = {}
+        sums: dict = {}
         for k, y in enumerate(self.framing.student_frames(self.student, x)):
             total, terms = self.loss(y, targets[k], m, weights)
-            value = float(total.detach())
-            if not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"loss became {value} at epoch {state.epoch + 1}, step {state.step + 1} "
-                    f"({', '.join(f'{n}={float(v.detach()):.3g}' for n, v in terms.items())}); "
-                    f"{last_good(self.ckpt_dir)}")
-            self.divergence.check(value, state.epoch + 1, state.step + 1)
+            if self.sync_each_step:
+                self._check(float(total.detach()), terms, state.epoch + 1, state.step + 1)
+            else:
+                self._pending.append((state.epoch + 1, state.step + 1, total.detach(), terms))
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
             if per_update(self.scheduler) and self.scheduler.last_epoch < getattr(self.scheduler, "total_steps", math.inf) - 1:
                 self.scheduler.step()
             state.step += 1
-            sums["loss"] = sums.get("loss", 0.0) + value
+            sums["loss"] = sums.get("loss", 0.0) + total.detach()
             for n, v in terms.items():
-                sums[n] = sums.get(n, 0.0) + float(v.detach())
-        return {n: v / len(self.framing.frames) for n, v in sums.items()}
+                sums[n] = sums.get(n, 0.0) + v.detach()
+        out = {n: v / len(self.framing.frames) for n, v in sums.items()}
+        return {n: float(v) for n, v in out.items()} if self.sync_each_step else out
+
+    def _check(self, value: float, terms: dict, epoch: int, step: int) -> None:
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss became {value} at epoch {epoch}, step {step} "
+                f"({', '.join(f'{n}={float(v.detach()):.3g}' for n, v in terms.items())}); "
+                f"{last_good(self.ckpt_dir)}")
+        self.divergence.check(value, epoch, step)
+
+    def flush(self) -> None:
+        """Check the losses of the steps not yet checked (GPU: one device sync for all of them)."""
+        if not self._pending:
+            return
+        values = torch.stack([p[2] for p in self._pending]).tolist()
+        pending, self._pending = self._pending, []
+        for (epoch, step, _, terms), value in zip(pending, values):
+            self._check(value, terms, epoch, step)
 
     # -- validation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -191,6 +213,7 @@ class Trainer:
     def _watch(self, state: checkpoint.TrainState) -> bool:
         """In-training evaluation against the target; True when training should stop here."""
         tracker, log = self.ctx.tracker, self.ctx.log
+        self.flush()   # a NaN must stop the run, not be scored
         result, metrics = self.watch.score(self.student)
         state.wall_s = self.wall_s()
         metrics.update({"perf/wall_s": state.wall_s, "perf/tones_seen": float(state.tones_seen)})
@@ -250,8 +273,11 @@ class Trainer:
                 for n, v in terms.items():
                     sums[n] = sums.get(n, 0.0) + v
                 if every and state.step % every < len(self.framing.frames):
-                    tracker.log_metrics({"train/loss_step": terms["loss"], "perf/wall_s": self.wall_s()}, step=state.step)
-                batches.set_postfix(loss=f"{terms['loss']:.4g}")
+                    self.flush()
+                    tracker.log_metrics({"train/loss_step": float(terms["loss"]), "perf/wall_s": self.wall_s()},
+                                        step=state.step)
+                if self.sync_each_step:
+                    batches.set_postfix(loss=f"{terms['loss']:.4g}")
                 if watch is not None and watch.due(state.step) and self._watch(state):
                     stopped = "target"
                     break
@@ -260,8 +286,9 @@ class Trainer:
                     break
             if stopped and n_batches == 0:
                 break
+            self.flush()
             train_s = time.perf_counter() - t0
-            metrics = {f"train/{n}": v / n_batches for n, v in sums.items()}
+            metrics = {f"train/{n}": float(v) / n_batches for n, v in sums.items()}
             metrics.update(self.validate())
             metrics.update({f"weight/{n}": w for n, w in weights.items() if w})
             metrics.update({"lambda": lam,  # None (explicit weights) is not logged
