@@ -1,6 +1,7 @@
 """`aaexp eval --student s.nam [--teacher t.nam] [--baseline old.nam]`: the anti-aliasing table.
 
-Prints the per-band NMR-S / HESR-R table (and the verdict when a baseline is given), writes
+Prints the per-band NMR-S / HESR-R table (and the verdict when a baseline is given; with
+--oversample 2,4 also the teacher run at 2·fs and 4·fs, aaexp.aa.eval_oversample), writes
 table.csv/json/md and plots under --out, --json PATH, and logs everything to MLflow (a new run in
 experiment aaexp-aa, or --run-id). Numbers come from conf/eval/aa.yaml; --eval-set changes any.
 """
