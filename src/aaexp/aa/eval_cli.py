@@ -1,6 +1,7 @@
 """`aaexp eval --student s.nam [--teacher t.nam] [--baseline old.nam]`: the anti-aliasing table.
 
-Prints the per-band NMR-S / HESR-R table (and the verdict when a baseline is given), writes
+Prints the per-band NMR-S / HESR-R table (and the verdict when a baseline is given; with
+--oversample 2,4 also the teacher run at 2·fs and 4·fs, aaexp.aa.eval_oversample), writes
 table.csv/json/md and plots under --out, --json PATH, and logs everything to MLflow (a new run in
 experiment aaexp-aa, or --run-id). Numbers come from conf/eval/aa.yaml; --eval-set changes any.
 """
@@ -41,6 +42,8 @@ def add_arguments(group) -> None:
                        help="sample rate of model files that carry none (Proteus .json; default 44100 with a warning)")
     group.add_argument("--resample", action="store_true",
                        help="allow a student/baseline at another sample rate than the teacher: resample explicitly")
+    group.add_argument("--oversample", metavar="K[,K...]",
+                       help="add the teacher run at K·fs (adapted, polyphase-resampled) as rows 'teacher ×K', e.g. 2,4")
     group.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and the sweep they need)")
     group.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                        help="override conf/eval/aa.yaml, e.g. --eval-set warmup.max_s=6.4 (repeatable)")
@@ -104,6 +107,18 @@ def load_models(args) -> dict:
     return models
 
 
+def oversample_factors(args) -> list[int]:
+    """--oversample 2,4 -> [2, 4] (checked before any model is loaded); [] without the flag."""
+    if getattr(args, "oversample", None) is None:
+        return []
+    from aaexp.aa.eval_oversample import parse_factors
+
+    factors = parse_factors(args.oversample)
+    if not args.teacher:
+        raise AaexpError("--oversample needs --teacher: it is the teacher that is run at k·fs")
+    return factors
+
+
 def run(args) -> int:
     from aaexp.aa.evaluation import evaluate
     from aaexp.device import resolve_device
@@ -111,10 +126,11 @@ def run(args) -> int:
 
     cfg = eval_config(args)
     device = resolve_device(args.device)
+    factors = oversample_factors(args)
     models = load_models(args)
     t0 = time.perf_counter()
     result = evaluate(models.get("teacher"), models["student"], cfg, device, baseline=models.get("baseline"),
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), oversample=factors)
     seconds = time.perf_counter() - t0
     result.meta["files"] = {k: getattr(args, k) for k in ("teacher", "baseline", "student") if getattr(args, k)}
     print(result.format_table())

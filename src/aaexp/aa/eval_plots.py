@@ -11,7 +11,8 @@ import math
 import numpy as np
 import torch
 
-MODEL_COLOURS = {"teacher": "tab:gray", "baseline": "tab:orange", "student": "tab:blue"}
+MODEL_COLOURS = {"teacher": "tab:gray", "baseline": "tab:orange", "student": "tab:blue",
+                 "teacher ×2": "tab:green", "teacher ×4": "tab:olive", "teacher ×8": "tab:cyan"}
 
 
 def log_sweep(fs: int, cfg_sweep, dtype=torch.float64, device=None) -> torch.Tensor:

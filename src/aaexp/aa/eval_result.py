@@ -1,7 +1,8 @@
 """What an evaluation produced, and its outputs: table (text, Markdown, CSV, JSON), metrics, plots.
 
 Metric names (MLflow): `eval/nmr_s/<band>`, `eval/hesr_r/<band>` (+ `_max`) for the student,
-`eval/teacher/...` and `eval/baseline/...` for the others, `eval/n_tones/<band>`; n/a is NaN.
+`eval/teacher/...` and `eval/baseline/...` for the others, `eval/oversample_<k>/...` for the
+teacher run at k·fs (model "teacher ×k", with `cost_vs_teacher`), `eval/n_tones/<band>`; n/a is NaN.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from aaexp.aa.eval_grid import Band, ToneGrid
 from aaexp.aa.eval_scores import ToneScores
 
 ORDER = ("teacher", "baseline", "student")
+OVERSAMPLED = "teacher ×"   # + k: the teacher run at k·fs (aaexp.aa.eval_oversample)
+
+
+def oversampled_name(k: int) -> str:
+    return f"{OVERSAMPLED}{int(k)}"
+
+
+def oversample_factor(name: str) -> int | None:
+    """k for "teacher ×k", else None."""
+    return int(name[len(OVERSAMPLED):]) if name.startswith(OVERSAMPLED) else None
+
+
+def _rank(name: str) -> tuple[int, int]:
+    """Table order: teacher, teacher ×k (ascending k), baseline, student."""
+    k = oversample_factor(name)
+    return (1, k) if k is not None else (ORDER.index(name) * 2 if name in ORDER else 9, 0)
 CSV_FIELDS = ["model", "band", "lo_hz", "hi_hz", "n_tones", "nmr_s_db", "nmr_s_max_db", "nmr_s_pass",
               "n_tones_hesr", "hesr_r_db", "hesr_r_max_db", "hesr_r_pass"]
 
@@ -61,20 +78,27 @@ class EvalResult:
     sweep_range_db: float = 120.0
 
     @property
+    def names(self) -> list[str]:
+        """The models in table order: teacher, teacher ×k, baseline, student."""
+        return sorted(self.models, key=_rank)
+
+    @property
     def rows(self) -> list[dict]:
-        """Per-band rows of every model (teacher, baseline, student), each band then "all"."""
-        return [r for name in ORDER if name in self.models for r in self.models[name].rows]
+        """Per-band rows of every model (teacher, teacher ×k, baseline, student), each band then "all"."""
+        return [r for name in self.names for r in self.models[name].rows]
 
     def prefix(self, name: str) -> str:
-        """Metric prefix: the student logs as plain `eval/`, the others as `eval/teacher/`, `eval/baseline/`."""
-        return "eval/" if name == "student" else f"eval/{name}/"
+        """Metric prefix: the student logs as plain `eval/`, the others as `eval/teacher/`, `eval/baseline/`,
+        `eval/oversample_<k>/`."""
+        k = oversample_factor(name)
+        return "eval/" if name == "student" else f"eval/oversample_{k}/" if k is not None else f"eval/{name}/"
 
     @property
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for name in ORDER:
-            if name not in self.models:
-                continue
+        for item in self.meta.get("oversample", []):
+            out[f"eval/oversample_{item['factor']}/cost_vs_teacher"] = float(item["cost_vs_teacher"])
+        for name in self.names:
             p = self.prefix(name)
             for r in self.models[name].rows:
                 for key in ("nmr_s", "nmr_s_max", "hesr_r", "hesr_r_max"):
@@ -110,7 +134,7 @@ class EvalResult:
     def _table_lines(self) -> list[list[str]]:
         lines = []
         for band in [b.name for b in self.bands] + ["all"]:
-            for k, name in enumerate(n for n in ORDER if n in self.models):
+            for k, name in enumerate(self.names):
                 r = next(r for r in self.models[name].rows if r["band"] == band)
                 hesr = _fmt(r["hesr_r_db"], r["hesr_r_pass"])
                 if r["n_tones_hesr"] != r["n_tones"] and r["n_tones_hesr"]:
@@ -119,13 +143,26 @@ class EvalResult:
                               _fmt(r["nmr_s_db"], r["nmr_s_pass"]), hesr])
         return lines
 
+    def oversample_lines(self) -> list[str]:
+        """One line per oversampling factor: its filter and its cost against the plain teacher."""
+        out = []
+        for o in self.meta.get("oversample", []):
+            f = o["filter"]
+            out.append(f"{o['model']}: the teacher at {o['factor']}·fs (resample_poly, Kaiser β={f['beta']:g}, {f['taps']} taps, "
+                       f"pass ≤ {f['pass_edge_re_nyquist']:g}·fs/2, stop ≥ fs/2 at {f['stopband_db']:g} dB); cost "
+                       f"{o['cost_vs_teacher']:.1f}× the teacher's evaluation time (model runs {o['run_cost_vs_teacher']:.1f}×, "
+                       f"{o['run_s'] + o['score_s']:.1f} s)")
+        return out
+
     def format_table(self) -> str:
-        """The per-band table as aligned text, with header, verdict and warnings."""
+        """The per-band table as aligned text, with header, oversampling cost, verdict and warnings."""
         head = ["band", "tones", "model", "NMR-S dB", "HESR-R dB"]
         body = self._table_lines()
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         fmt = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
         out = self.header() + ["", fmt(head), "  ".join("-" * w for w in widths)] + [fmt(c) for c in body]
+        if self.meta.get("oversample"):
+            out += [""] + self.oversample_lines()
         if self.verdict:
             out += ["", f"verdict: {self.verdict} ({self.verdict_reason})"]
         out += [f"warning: {w}" for w in self.warnings]
@@ -135,6 +172,8 @@ class EvalResult:
         """The same table in Markdown (for experiments/ notes)."""
         out = [*(f"{h}  " for h in self.header()), "", "| band | tones | model | NMR-S dB | HESR-R dB |", "|---|---:|---|---:|---:|"]
         out += [f"| {' | '.join(c.strip() for c in cells)} |" for cells in self._table_lines()]
+        if self.meta.get("oversample"):
+            out += [""] + [f"{line}  " for line in self.oversample_lines()]
         if self.verdict:
             out += ["", f"**verdict:** {self.verdict} ({self.verdict_reason})"]
         out += [f"\n> warning: {w}" for w in self.warnings]

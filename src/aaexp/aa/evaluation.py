@@ -9,11 +9,12 @@ Definitions are in aaexp.aa.eval_scores; conf/eval/aa.yaml holds every number.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
 from aaexp.aa import eval_grid, eval_response, eval_scores
-from aaexp.aa.eval_result import EvalResult, ModelEval
+from aaexp.aa.eval_result import EvalResult, ModelEval, oversampled_name
 from aaexp.aa.nmr import NMRLoss
 from aaexp.aa.verdict import decide
 from aaexp.errors import AaexpError
@@ -172,33 +173,77 @@ class GridEvaluator:
         self.groups = eval_grid.f0_groups(self.grid, self.bands)
         self.teacher_warnings: list[str] = []
         self._teacher = None   # (prepared model, response, ModelEval), computed on first use
+        self._teacher_seconds: dict[str, float] = {}
+        self._teacher_warm_seconds: dict[str, float] = {}
+        self._oversampled: dict[int, tuple] = {}   # k -> (prepared, ModelEval, seconds, warnings)
         self._teacher_sweep = None
+
+    def _timed_side(self, name: str, model, teacher_y, warnings: list[str]):
+        """(prepared, response, ModelEval, {run_s, score_s}) of one teacher-side model."""
+        t0 = time.perf_counter()
+        prepared = eval_response.prepare_model(model, self.device, self.dtype)
+        resp = _responses({name: prepared}, self.grid, self.cfg, self.device, self.dtype, self.progress, warnings)[name]
+        t1 = time.perf_counter()
+        ev = self._model_eval(name, resp, resp.y if teacher_y is None else teacher_y)
+        return prepared, resp, ev, {"run_s": t1 - t0, "score_s": time.perf_counter() - t1}
 
     def _teacher_side(self):
         if self._teacher is None and self.teacher is not None:
-            prepared = eval_response.prepare_model(self.teacher, self.device, self.dtype)
-            resp = _responses({"teacher": prepared}, self.grid, self.cfg, self.device, self.dtype, self.progress,
-                              self.teacher_warnings)["teacher"]
-            self._teacher = (prepared, resp, self._model_eval("teacher", resp, resp.y))
+            prepared, resp, ev, self._teacher_seconds = self._timed_side("teacher", self.teacher, None, self.teacher_warnings)
+            self._teacher = (prepared, resp, ev)
         return self._teacher
+
+    def _oversampled_side(self, model, k: int):
+        """The teacher run at k·fs (eval_oversample.Oversampled), scored against the plain teacher; cached."""
+        if k not in self._oversampled:
+            warnings: list[str] = []
+            _, resp_t, _ = self._teacher_side()
+            prepared, _, ev, seconds = self._timed_side(oversampled_name(k), model, resp_t.y, warnings)
+            self._oversampled[k] = (prepared, ev, seconds, warnings)
+        return self._oversampled[k]
+
+    def _oversample_meta(self, factors: list[int]) -> list[dict]:
+        """Per factor: the filter and the cost, wall time relative to the plain teacher's evaluation."""
+        from aaexp.aa.eval_oversample import filter_design
+
+        if not self._teacher_warm_seconds:
+            # the first pass also paid one-time set-up (allocations, NMR tables): time the teacher again, warm
+            self._teacher_warm_seconds = self._timed_side("teacher", self.teacher, None, [])[3]
+        t = self._teacher_warm_seconds
+        t_all = t["run_s"] + t["score_s"]
+        out = []
+        for k in factors:
+            s = self._oversampled[k][2]
+            out.append({"factor": k, "model": oversampled_name(k), "run_s": s["run_s"], "score_s": s["score_s"],
+                        "cost_vs_teacher": (s["run_s"] + s["score_s"]) / t_all, "run_cost_vs_teacher": s["run_s"] / t["run_s"],
+                        "filter": filter_design(k)})
+        return out
 
     def _model_eval(self, name: str, resp, teacher_y) -> ModelEval:
         scores = _score(name, resp, teacher_y, self.grid, self.nmr, self.bin_masks, self.cfg, self.progress)
         return ModelEval(scores=scores, rows=_band_rows(name, scores, self.groups, self.bands, self.region, self.thresholds),
                          warmup=resp.warmup, mismatch_db=resp.mismatch_db, unsettled=resp.unsettled)
 
-    def score(self, student=None, baseline=None, plots: bool | None = None) -> EvalResult:
+    def score(self, student=None, baseline=None, plots: bool | None = None, oversample=()) -> EvalResult:
         """Score baseline and student (either may be None) beside the cached teacher.
 
         HESR-R needs the teacher; without it, it is n/a. A verdict is given when teacher, baseline
         and student are all present. Models are copied to the device in `eval.dtype`; the caller's
-        are untouched. `plots` (default `eval.plots`) adds the sweep spectrograms.
+        are untouched. `plots` (default `eval.plots`) adds the sweep spectrograms. `oversample`
+        (integer factors k) adds rows "teacher ×k": the teacher run at k·fs (aaexp.aa.eval_oversample),
+        with HESR-R against the plain teacher and its cost in `meta["oversample"]`.
         """
         teacher = self.teacher
         models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
         if not models:
             raise AaexpError("nothing to evaluate: give a student or a teacher")
         fs = _sample_rate(models)
+        factors = sorted({int(k) for k in oversample})
+        if factors and teacher is None:
+            raise AaexpError("oversampling needs the teacher (it is the teacher that is run at k·fs)")
+        from aaexp.aa.eval_oversample import Oversampled
+
+        wrapped = {k: Oversampled(teacher, k) for k in factors if k not in self._oversampled}   # refuses before the long runs
         warnings: list[str] = []
         distances = {}
         if teacher is not None:
@@ -213,11 +258,16 @@ class GridEvaluator:
             prepared["teacher"], resp_t, results["teacher"] = side
             teacher_y = resp_t.y
             warnings += self.teacher_warnings
+            for k in factors:
+                prepared[oversampled_name(k)], results[oversampled_name(k)], _, over_warnings = \
+                    self._oversampled_side(wrapped.get(k), k)
+                warnings += over_warnings
         others = {k: eval_response.prepare_model(v, self.device, self.dtype) for k, v in models.items() if k != "teacher"}
         prepared.update(others)
         for name, resp in _responses(others, self.grid, self.cfg, self.device, self.dtype, self.progress, warnings).items():
             results[name] = self._model_eval(name, resp, teacher_y)
-        results = {k: results[k] for k in ("teacher", "baseline", "student") if k in results}
+        order = ["teacher", *(oversampled_name(k) for k in factors), "baseline", "student"]
+        results = {k: results[k] for k in order if k in results}
 
         verdict = None
         if {"teacher", "baseline", "student"} <= set(models):
@@ -237,19 +287,23 @@ class GridEvaluator:
             "models": {k: {"architecture": getattr(v, "architecture", None), "sample_rate": float(v.sample_rate),
                            "receptive_field": int(getattr(v, "receptive_field", 0) or 0)} for k, v in models.items()},
         }
+        if factors:
+            meta["oversample"] = self._oversample_meta(factors)
+            meta["teacher_seconds"] = dict(self._teacher_warm_seconds)
         return EvalResult(grid=grid, bands=self.bands, models=results, verdict=verdict.decision if verdict else None,
                           verdict_reason=verdict.reason if verdict else None, warnings=warnings, meta=meta,
                           sweeps=sweeps, sweep_hop=int(cfg_eval.sweep.hop), sweep_range_db=float(cfg_eval.sweep.dynamic_range_db))
 
 
-def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False) -> EvalResult:
-    """Score teacher, baseline and student (any that are given; at least one) on the tone grid."""
+def evaluate(teacher, student, cfg_eval, device, baseline=None, progress: bool = False, oversample=()) -> EvalResult:
+    """Score teacher, baseline and student (any that are given; at least one) on the tone grid;
+    `oversample` factors add the teacher run at k·fs (see GridEvaluator.score)."""
     models = {k: v for k, v in (("teacher", teacher), ("baseline", baseline), ("student", student)) if v is not None}
     if not models:
         raise AaexpError("nothing to evaluate: give a student or a teacher")
     _check_cfg(cfg_eval)
     fs = _sample_rate(models)
-    return GridEvaluator(teacher, cfg_eval, device, progress, fs=fs).score(student, baseline)
+    return GridEvaluator(teacher, cfg_eval, device, progress, fs=fs).score(student, baseline, oversample=oversample)
 
 
 __all__ = ["evaluate", "GridEvaluator", "EvalResult", "derivation_warnings", "relative_l2", "GROUP_BY"]
