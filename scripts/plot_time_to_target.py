@@ -81,17 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hesr-threshold", type=float, default=-15.0)
     p.add_argument("--reference", action="append", default=[], metavar="LABEL=JSON",
                    help="an `aaexp eval --json` result to print beside the run with the same label")
-    p.add_argument("runs", nargs="+", metavar="LABEL=RUN_ID")
+    p.add_argument("runs", nargs="+", metavar="LABEL=RUN_ID[@URI]")
     args = p.parse_args(argv)
     cl = MlflowClient(args.uri)
     refs = dict(r.rsplit("=", 1) for r in args.reference)
     for spec in args.runs:
         label, run_id = spec.rsplit("=", 1)
-        print(band_table(cl, label, run_id, refs.get(label), args.nmr_threshold, args.hesr_threshold), "\n")
+        run_id, _, uri = run_id.partition("@")
+        print(band_table(MlflowClient(uri) if uri else cl, label, run_id, refs.get(label), args.nmr_threshold,
+                         args.hesr_threshold), "\n")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for spec in args.runs:
         label, run_id = spec.rsplit("=", 1)
-        curves = worst_band_curves(cl, run_id)
+        run_id, _, uri = run_id.partition("@")          # LABEL=RUN_ID@URI: a run in another store
+        curves = worst_band_curves(MlflowClient(uri) if uri else cl, run_id)
         for ax, family in zip(axes, ("nmr_s", "hesr_r")):
             pts = curves[family]
             if pts:
