@@ -49,12 +49,12 @@ def main(argv: list[str]) -> int:
     if "://" not in artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         artifacts = str(Path(artifacts).resolve())
-    if store.startswith("sqlite:///"):
-        tracking.client(store).search_experiments()  # create/migrate the schema under aaexp's lock, once
     shown = "<this host's name>" if args.host in ("0.0.0.0", "::") else args.host
     print(f"MLflow tracking server on http://{args.host}:{args.port} (store {store}, artifacts {artifacts}).\n"
           f"In every shell that runs jobs:  export MLFLOW_TRACKING_URI=http://{shown}:{args.port}\n"
           f"UI: {tracking.ui_url(f'http://{shown}:{args.port}')}   Ctrl-C stops it", flush=True)
+    if store.startswith("sqlite:///"):
+        tracking.client(store).search_experiments()  # create/migrate the schema under aaexp's lock, once
     proc = subprocess.Popen(command(store, args.host, args.port, artifacts, extra))
     try:
         return proc.wait()
