@@ -140,8 +140,13 @@ class OptunaSweeper(Sweeper):
                     study.tell(t, state=TrialState.FAIL)
                 raise
             for t, ret in zip(trials, returns):
-                metrics = ret.return_value  # a failed job raises here
-                value = metrics if isinstance(metrics, (int, float)) else objective_value(self.objective, metrics, ret.cfg)
+                try:
+                    metrics = ret.return_value  # a failed job raises here
+                    value = metrics if isinstance(metrics, (int, float)) else objective_value(self.objective, metrics, ret.cfg)
+                except BaseException:
+                    for u in trials[trials.index(t):]:
+                        study.tell(u, state=TrialState.FAIL)
+                    raise
                 study.tell(t, value)
                 print(f"trial {t.number}: {self.objective} = {value:.6g}  {t.params}", flush=True)
             left -= len(trials)

@@ -24,7 +24,7 @@ def run(ctx):
         loss.backward()
         opt.step()
         ctx.tracker.log_metrics({"train/loss": loss.item()}, step=step)
-        time.sleep(cfg.toy.get("step_sleep_s", 0.0))  # a slower toy, so a test can interrupt a sweep mid-way
+        time.sleep(cfg.toy.step_sleep_s)
     if cfg.toy.fail:
         raise RuntimeError("toy study failed on purpose")
     (ctx.out_dir / "weights.txt").write_text(str(model.weight.item()))
