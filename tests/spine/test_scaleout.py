@@ -27,7 +27,7 @@ def mlflow_server(tmp_path, monkeypatch):
     logfile = open(tmp_path / "server.log", "w+")  # a file, not a pipe: an undrained pipe fills and stalls the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "aaexp.cli", "server", "--port", str(port), "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--", "--workers", "1"],
+         "--artifacts-destination", str(store / "artifacts")],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=logfile, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
