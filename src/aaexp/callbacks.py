@@ -2,6 +2,11 @@
 
 Creating the SQLite store, the experiment and the parent here, in the launching process, means
 parallel jobs (joblib) only ever add child runs to a database that already exists.
+
+The parent's id and the store travel with each job as overrides (`tracking.parent_run_id=`,
+`tracking.uri=`), not only as environment variables of this process: a launcher may run jobs in
+fresh processes or on other hosts (submitit/SLURM, Ray) where neither this process's memory nor
+its environment exists.
 """
 
 from __future__ import annotations
@@ -12,9 +17,31 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from aaexp import tracking
+
+# Overrides the callback adds to every job; the runner keeps them out of run names and tags.
+SWEEP_KEYS = ("tracking.parent_run_id", "tracking.uri")
+
+
+def _quoted(value: str) -> str:
+    """A Hydra override value that stays one string whatever it holds (`,` would start a sweep)."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def _pass_to_jobs(config: DictConfig, parent_id: str, uri: str) -> None:
+    """Append the sweep's parent and store to the task overrides every job is composed from.
+
+    Hydra reads `hydra.overrides.task` for the sweeper right after `on_multirun_start`, so what
+    is added here is part of each job's own config, whichever launcher runs it and wherever.
+    """
+    with read_write(config.hydra), open_dict(config.hydra):
+        task = [o for o in config.hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") != "tracking.parent_run_id"]
+        task.append(f"tracking.parent_run_id={parent_id}")
+        if not any(o.split("=", 1)[0].lstrip("+") == "tracking.uri" for o in task):
+            task.append(f"tracking.uri={_quoted(uri)}")
+        config.hydra.overrides.task = task
 
 
 class MlflowSweepCallback(Callback):
@@ -31,7 +58,9 @@ class MlflowSweepCallback(Callback):
                 "sweep_dir": str(config.hydra.sweep.dir), "overrides": " ".join(config.hydra.overrides.task)}
         run = tracking._retry(cl.create_run, exp_id, run_name=f"sweep {choice}", tags=tags)
         self.parent_id = run.info.run_id
+        _pass_to_jobs(config, self.parent_id, uri)
         atexit.register(self._close_if_open)  # a failed job aborts the sweep before on_multirun_end
+        # Also in this process's environment, for jobs run here (basic launcher) or forked from it.
         for key, val in ((tracking.PARENT_ENV, self.parent_id), ("MLFLOW_TRACKING_URI", uri)):
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = val

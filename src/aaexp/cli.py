@@ -17,6 +17,7 @@ COMMANDS = {
     "eval": "measure models or audio (per study: --teacher/--student, --audio/--reference)",
     "report": "compare runs from MLflow as one table (Markdown + CSV + plot)",
     "ui": "start the MLflow UI on the same store as training",
+    "server": "start an MLflow tracking server that jobs on any process or host log to",
 }
 USAGE = "aaexp [--debug] {" + ",".join(COMMANDS) + "} ..."
 
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             from aaexp.evaluate import main as eval_main
         elif cmd == "report":
             from aaexp.report import main as eval_main
+        elif cmd == "server":
+            from aaexp.server import main as eval_main
         else:
             from aaexp.ui import main as eval_main
         return eval_main(rest) or 0

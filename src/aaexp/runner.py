@@ -52,7 +52,11 @@ def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
     if not HydraConfig.initialized():
         return None, None, []
     hc = HydraConfig.get()
-    return Path(hc.runtime.output_dir), hc.runtime.choices.get("experiment"), list(hc.overrides.task)
+    from aaexp.callbacks import SWEEP_KEYS
+
+    # The sweep's own plumbing (parent id, store) names no choice of the run's.
+    task = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+") not in SWEEP_KEYS]
+    return Path(hc.runtime.output_dir), hc.runtime.choices.get("experiment"), task
 
 
 def _owner(d: Path) -> str:
@@ -145,7 +149,8 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     with contextlib.ExitStack() as stack:
         try:
             tracker = stack.enter_context(
-                tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id))
+                tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id,
+                                    cfg.tracking.get("parent_run_id")))
         except BaseException:
             if claim is not None:  # no run was created: free the folder
                 claim.unlink(missing_ok=True)

@@ -194,17 +194,20 @@ def start_run(
     uri: str | None = None,
     tags: Mapping[str, Any] | None = None,
     run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[Tracker]:
     """Open (or reopen, with `run_id`) a run; an exception marks it FAILED with the message as a tag.
 
-    Inside a sweep (env AAEXP_PARENT_RUN_ID, set by the multirun callback) the run is its child.
+    Inside a sweep the run is a child of `parent_run_id` (the job's `tracking.parent_run_id`, set by
+    the multirun callback), else of env AAEXP_PARENT_RUN_ID when that is set.
     """
     cl = client(uri)
     if run_id is None:
         exp_id = get_or_create_experiment(cl, experiment_name)
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
-        if os.environ.get(PARENT_ENV):
-            all_tags[PARENT_TAG] = os.environ[PARENT_ENV]
+        parent = parent_run_id or os.environ.get(PARENT_ENV)
+        if parent:
+            all_tags[PARENT_TAG] = parent
         run = _retry(cl.create_run, exp_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
     else:

@@ -3,6 +3,8 @@
 It lives in the tests and is plugged in through `--config-dir`, the way a user adds a study.
 """
 
+import time
+
 import torch
 
 from aaexp.progress import bar
@@ -22,6 +24,7 @@ def run(ctx):
         loss.backward()
         opt.step()
         ctx.tracker.log_metrics({"train/loss": loss.item()}, step=step)
+        time.sleep(cfg.toy.step_sleep_s)
     if cfg.toy.fail:
         raise RuntimeError("toy study failed on purpose")
     (ctx.out_dir / "weights.txt").write_text(str(model.weight.item()))

@@ -1,0 +1,172 @@
+"""An Optuna search as a Hydra sweeper that aaexp drives: `aaexp train hparams_search=optuna_aa`.
+
+Why not hydra-optuna-sweeper: its newest release (1.3.0) pins optuna<3, which would replace the
+current Optuna (5.x) in the environment. This sweeper uses the installed Optuna directly and keeps
+everything else Hydra's: each trial is one Hydra job, so launchers (joblib, submitit/SLURM) run
+trials and the sweep callback makes each one a child of the search's MLflow parent run.
+
+Resumable: trials live in a persistent storage (`storage`, `load_if_exists`); a restarted search
+counts the trials that finished and runs only the rest of `n_trials`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from typing import Any, Mapping, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+from aaexp import tracking
+from aaexp.errors import AaexpError
+
+log = logging.getLogger("aaexp.search")
+
+
+# -- objectives: one scalar, lower is better --------------------------------------------------------
+def aa_excess(metrics: Mapping[str, float], nmr_line: float = -10.0, hesr_line: float = -15.0) -> float:
+    """`eval/excess_db` when the run logged it, else the worst band's margin over its line (< 0 passes)."""
+    if _finite(metrics.get("eval/excess_db")):
+        return float(metrics["eval/excess_db"])
+    margins = [v - nmr_line for k, v in metrics.items() if k.startswith("eval/nmr_s/") and _finite(v)]
+    margins += [v - hesr_line for k, v in metrics.items() if k.startswith("eval/hesr_r/") and _finite(v)]
+    if not margins:
+        raise AaexpError("objective aa_excess: the run logged neither eval/excess_db nor eval/nmr_s/<band>, eval/hesr_r/<band>")
+    return max(margins)
+
+
+def eq_quality(metrics: Mapping[str, float]) -> float:
+    """Share of decoded descriptor centroids outside the plugin's ranges, minus the latent silhouette."""
+    sil, valid = metrics.get("eval/silhouette/all"), metrics.get("eval/valid_share/centroids")
+    if not (_finite(sil) and _finite(valid)):
+        raise AaexpError("objective eq_quality: eval/silhouette/all or eval/valid_share/centroids is missing or undefined")
+    return (1.0 - valid) - sil
+
+
+def worst_of(pattern: str, metrics: Mapping[str, float]) -> float:
+    """The largest value among the metrics whose names match the glob (one name: that metric)."""
+    vals = [v for k, v in metrics.items() if fnmatch.fnmatchcase(k, pattern) and _finite(v)]
+    if not vals:
+        raise AaexpError(f"objective {pattern!r}: no finite metric of the run matches it; it logged {sorted(metrics)}")
+    return max(vals)
+
+
+def objective_value(name: str, metrics: Mapping[str, float], cfg: DictConfig | None = None) -> float:
+    if name == "aa_excess":
+        th = OmegaConf.select(cfg, "eval.thresholds") if cfg is not None else None
+        return aa_excess(metrics, *((th.nmr_s_db, th.hesr_r_db) if th is not None else ()))
+    if name == "eq_quality":
+        return eq_quality(metrics)
+    return worst_of(name, metrics)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+# -- the sweeper ------------------------------------------------------------------------------------
+def _suggest(trial, name: str, spec: Mapping[str, Any]) -> Any:
+    kind = spec.get("type", "float")
+    if kind == "float":
+        return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
+    if kind == "int":
+        return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False)))
+    if kind == "categorical":
+        return trial.suggest_categorical(name, list(spec["choices"]))
+    raise AaexpError(f"search space {name}: type {kind!r} is not one of float, int, categorical")
+
+
+def _sweep_value(arguments: Sequence[str], key: str) -> str | None:
+    """The value of `key=...` among the task overrides (the callback puts the parent's id there)."""
+    for o in OverridesParser.create().parse_overrides(list(arguments)):
+        if o.key_or_group == key:
+            return o.value()
+    return None
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, study_name: str, storage: str | None, n_trials: int, objective: str, space: Mapping[str, Any],
+                 direction: str = "minimize", seed: int | None = None, n_jobs: int = 1, **_: Any) -> None:
+        if int(n_trials) < 1 or int(n_jobs) < 1:
+            raise AaexpError(f"hydra.sweeper: n_trials={n_trials} and n_jobs={n_jobs} must both be at least 1")
+        if direction not in ("minimize", "maximize"):
+            raise AaexpError(f"hydra.sweeper.direction={direction!r}: minimize or maximize")
+        if not space:
+            raise AaexpError("hydra.sweeper.space is empty: name at least one key to search")
+        self.study_name, self.storage, self.n_trials, self.objective = study_name, storage, int(n_trials), objective
+        self.space = {str(k): dict(v) for k, v in OmegaConf.to_container(OmegaConf.create(dict(space))).items()}
+        self.direction, self.seed, self.n_jobs = direction, seed, int(n_jobs)
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function,
+                                                                config=config)
+
+    def _study(self):
+        try:
+            import optuna
+        except ImportError as exc:
+            raise AaexpError("hparams_search=optuna_*: Optuna is not installed; pip install -e '.[optuna]'") from exc
+        from optuna.trial import TrialState
+
+        sampler = optuna.samplers.TPESampler(seed=self.seed)
+        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=sampler,
+                                    direction=self.direction, load_if_exists=True)
+        # A trial left RUNNING is one whose search was killed: it never reports, so close it.
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(t.number, state=TrialState.FAIL)
+            log.warning("trial %d was left running by an interrupted search; marked FAIL, it is run again", t.number)
+        return study, TrialState
+
+    def sweep(self, arguments: list[str]) -> Any:
+        study, TrialState = self._study()
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        left = max(0, self.n_trials - done)
+        print(f"Optuna study '{self.study_name}' ({self.storage or 'in memory'}): {done} of {self.n_trials} trials done, "
+              f"running {left}", flush=True)
+        while left > 0:
+            trials = [study.ask() for _ in range(min(self.n_jobs, left))]
+            jobs = [[*arguments, *(f"{k}={t.params[k]!r}" if isinstance(t.params[k], str) else f"{k}={t.params[k]}"
+                                   for k in self._suggest_all(t))] for t in trials]
+            try:
+                # job number = trial number: a resumed search in the same sweep dir gets folders of its own
+                returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
+            except BaseException:
+                for t in trials:
+                    study.tell(t, state=TrialState.FAIL)
+                raise
+            for t, ret in zip(trials, returns):
+                try:
+                    metrics = ret.return_value  # a failed job raises here
+                    value = metrics if isinstance(metrics, (int, float)) else objective_value(self.objective, metrics, ret.cfg)
+                except BaseException:
+                    for u in trials[trials.index(t):]:
+                        study.tell(u, state=TrialState.FAIL)
+                    raise
+                study.tell(t, value)
+                print(f"trial {t.number}: {self.objective} = {value:.6g}  {t.params}", flush=True)
+            left -= len(trials)
+        return self._report_best(study, arguments)
+
+    def _suggest_all(self, trial) -> list[str]:
+        for name, spec in self.space.items():
+            _suggest(trial, name, spec)
+        return list(self.space)
+
+    def _report_best(self, study, arguments: Sequence[str]) -> dict:
+        best = study.best_trial
+        print(f"best trial {best.number}: {self.objective} = {best.value:.6g}; params: "
+              + " ".join(f"{k}={v}" for k, v in best.params.items()), flush=True)
+        parent = _sweep_value(arguments, "tracking.parent_run_id")
+        if parent:
+            cl = tracking.client(_sweep_value(arguments, "tracking.uri"))
+            tags = {"optuna.study": self.study_name, "optuna.best_trial": str(best.number),
+                    "optuna.best_value": repr(best.value), "optuna.objective": self.objective,
+                    **{f"best.{k}": str(v) for k, v in best.params.items()}}
+            for k, v in tags.items():
+                tracking._retry(cl.set_tag, parent, k, v)
+        return {"best_params": best.params, "best_value": best.value}
