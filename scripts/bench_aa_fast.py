@@ -40,6 +40,9 @@ class _NoTracker:
     def log_metrics(self, *a, **k):
         pass
 
+    def set_tags(self, *a, **k):
+        pass
+
 
 def _teacher_path() -> str | None:
     path = os.environ.get("AAEXP_BENCH_TEACHER") or (str(TCN.resolve()) if TCN.is_file() else None)

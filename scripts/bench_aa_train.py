@@ -37,6 +37,9 @@ class _NoTracker:
     def log_metrics(self, *a, **k):
         pass
 
+    def set_tags(self, *a, **k):
+        pass
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":

@@ -37,6 +37,7 @@ RULES: dict[str, tuple[str, float, bool, bool]] = {
     "trainer.eval_every_s": ("float", 0.0, False, True),
     "trainer.eval_every_n": ("int", 1, True, True),
     "trainer.divergence_factor": ("float", 1.0, False, True),
+    "trainer.divergence_baseline_steps": ("int", 1, True, False),
     # EQ
     "trainer.epochs": ("int", 1, True, True),               # null: the model recipe's count
     "model.recipe.epochs": ("int", 1, True, False),

@@ -10,13 +10,14 @@ from .test_study import TINY, finished_runs, history, train
 
 @pytest.mark.slow
 def test_a_loss_that_explodes_without_nan_is_tagged_or_stopped(tmp_path, mlflow_uri):
-    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, "trainer.lr=1e6", run="warn") == 0
+    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, "trainer.lr=1e6", "trainer.divergence_baseline_steps=1", run="warn") == 0
     cl, (r,) = finished_runs(mlflow_uri)
     assert r.info.status == "FINISHED" and "divergence_factor=1000" in r.data.tags["diverged"]
     # Independent of the watch: the logged curve really grew by orders of magnitude.
     assert history(cl, r.info.run_id, "train/loss")[-1] > 1e3 * history(cl, r.info.run_id, "val/loss")[0]
 
-    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, "trainer.lr=1e6", "trainer.on_divergence=stop",
+    assert train(tmp_path, "+experiment=lambda_0.3", *TINY, "trainer.lr=1e6", "trainer.divergence_baseline_steps=1",
+                 "trainer.on_divergence=stop",
                  run="stop") == 1
     _, (_, r) = finished_runs(mlflow_uri)
     assert r.info.status == "FAILED" and "TrainingDiverged" in r.data.tags["error"]
