@@ -15,25 +15,10 @@ from aaexp import cli, tracking
 from aaexp.aa.eval_oversample import DelayLineLSTM, Oversampled, adapt, parse_factors
 from aaexp.aa.models import DEMO_TEACHER, load_model
 from aaexp.errors import AaexpError
+from tests.aa.test_study import TanhTeacher  # tanh(g·x), memoryless, the AmpModel interface
 
 FS = 44100
 N = 4409          # the largest prime <= 0.1 s at 44.1 kHz
-
-
-class Tanh(torch.nn.Module):
-    """tanh(g·x), memoryless, with the AmpModel-like interface (cf. TanhTeacher in test_study.py)."""
-
-    architecture = "WaveNet"
-    receptive_field = 1
-    sample_rate = FS
-
-    def __init__(self, gain: float = 8.0):
-        super().__init__()
-        self.gain = gain
-        self.w = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
-
-    def forward(self, x):
-        return torch.tanh(self.gain * self.w * x)
 
 
 def tone(m: int, amp: float, n_samples: int) -> torch.Tensor:
@@ -59,7 +44,7 @@ def test_oversampled_tanh_against_its_fourier_series():
     g, amp, k = 8.0, 0.5, 4
     m = round(5000 * N / FS)                 # f0 ≈ 5 kHz
     f0 = m * FS / N
-    model = Oversampled(Tanh(g), k)
+    model = Oversampled(TanhTeacher(g), k)
     n_warm = 2000
     x = tone(m, amp, n_warm + 2 * N + model.lookahead)
     y = model(x)[0].detach().numpy()

@@ -272,22 +272,27 @@ def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow
-def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mlflow_uri, monkeypatch):
+def nan_from_step(monkeypatch, step: int) -> None:
+    """Make the training loss NaN from optimiser step `step` on (1-based; validation is left alone)."""
     from aaexp.aa import loss_mix
 
     forward = loss_mix.AALoss.forward
     calls = {"n": 0}
 
-    def nan_in_epoch_2(self, *args):
+    def poisoned(self, *args):
         total, terms = forward(self, *args)
         if torch.is_grad_enabled():  # a training step, not validation
             calls["n"] += 1
-            if calls["n"] > 2:  # epoch 1 has 2 batches; epoch 2's first step diverges
+            if calls["n"] >= step:
                 total = total * float("nan")
         return total, terms
 
-    monkeypatch.setattr(loss_mix.AALoss, "forward", nan_in_epoch_2)
+    monkeypatch.setattr(loss_mix.AALoss, "forward", poisoned)
+
+
+@pytest.mark.slow
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mlflow_uri, monkeypatch):
+    nan_from_step(monkeypatch, 3)  # epoch 1 has 2 batches; epoch 2's first step diverges
     assert train(tmp_path, "+experiment=baseline", *TINY) == 1
     cl, (r,) = finished_runs(mlflow_uri)
     assert r.info.status == "FAILED" and "loss became nan" in r.data.tags["error"]

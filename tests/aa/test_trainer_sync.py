@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from aaexp.aa.trainer import Trainer
-from tests.aa.test_study import TINY, finished_runs, history, train
+from tests.aa.test_study import TINY, finished_runs, history, nan_from_step, train
 
 
 def _deferred(monkeypatch):
@@ -40,20 +40,7 @@ def test_deferred_checks_train_the_same_student(tmp_path, mlflow_uri, monkeypatc
 
 @pytest.mark.slow
 def test_deferred_checks_still_stop_a_nan_and_name_its_step(tmp_path, mlflow_uri, monkeypatch):
-    from aaexp.aa import loss_mix
-
-    forward = loss_mix.AALoss.forward
-    calls = {"n": 0}
-
-    def nan_at_step_3(self, *args):
-        total, terms = forward(self, *args)
-        if torch.is_grad_enabled():
-            calls["n"] += 1
-            if calls["n"] == 3:
-                total = total * float("nan")
-        return total, terms
-
-    monkeypatch.setattr(loss_mix.AALoss, "forward", nan_at_step_3)
+    nan_from_step(monkeypatch, 3)
     _deferred(monkeypatch)
     assert train(tmp_path, "+experiment=baseline", *TINY) == 1
     _, (r,) = finished_runs(mlflow_uri)
