@@ -42,7 +42,7 @@ class TargetWatch:
         cfg_eval: the `eval` config node; trainer_cfg: the `trainer` node.
     """
 
-    def __init__(self, teacher, cfg_eval, trainer_cfg, device, progress: bool = False):
+    def __init__(self, teacher, cfg_eval, trainer_cfg, device):
         every_s, every_n = trainer_cfg.get("eval_every_s"), trainer_cfg.get("eval_every_n")
         self.every_s = None if every_s in (None, 0) else float(every_s)
         self.every_n = None if every_n in (None, 0) else int(every_n)
@@ -50,12 +50,12 @@ class TargetWatch:
         self.at_start = bool(trainer_cfg.get("eval_at_start", True))   # score the untrained copy too
         self.enabled = self.every_s is not None or self.every_n is not None
         self.evaluator = GridEvaluator(teacher, cfg_eval, device, progress=False) if self.enabled else None
-        self.progress = progress
         self._last_t = time.perf_counter()
         self._last_step = 0
 
-    def start(self, step: int) -> None:
-        """Count the interval from now (the start or a resume of the loop)."""
+    def restart(self, step: int) -> None:
+        """Count the next interval from now: at the start or resume of the loop, and after each evaluation
+        (evaluation time is not training time)."""
         self._last_t, self._last_step = time.perf_counter(), step
 
     def due(self, step: int) -> bool:
@@ -74,7 +74,3 @@ class TargetWatch:
         metrics["eval/excess_db"] = excess
         metrics["eval/pass"] = float(excess < 0)
         return result, metrics
-
-    def done_at(self, step: int) -> None:
-        """The evaluation at `step` is over: the next interval starts now (eval time is not training time)."""
-        self._last_t, self._last_step = time.perf_counter(), step

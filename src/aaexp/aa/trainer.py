@@ -234,7 +234,7 @@ class Trainer:
             tracker.set_tags({"time_to_target_s": f"{state.wall_s:.0f}"})
             print(f"target met after {state.wall_s:.0f} s ({state.step} updates, {state.tones_seen} tones):\n"
                   f"{result.format_table()}", flush=True)
-        self.watch.done_at(state.step)
+        self.watch.restart(state.step)
         return passed and self.watch.stop_at_target
 
     def _out_of_time(self) -> bool:
@@ -256,7 +256,7 @@ class Trainer:
                 return self._finish(state, stopped="target")
         bs, every = int(self.cfg.batch_size), int(self.cfg.get("log_every_n_steps") or 0)
         if watch is not None:
-            watch.start(state.step)
+            watch.restart(state.step)
         stopped = None
         for epoch in range(state.epoch, self.max_epochs):
             lam = lambda_at(self.loss_cfg, epoch, self.max_epochs)
