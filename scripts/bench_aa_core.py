@@ -8,7 +8,7 @@ Targets (issue 4), on the project's 2-core CPU, float64:
   here, O(K·N) per tone). Timed for the default prime window (chirp-z, with the floor of its
   FFTs) and for the opt-in power-of-two window (plain FFTs, 0.74 s, f0 on odd bins);
 - NMR forward+backward on 16 × 1 s < 70 ms, within 0.01 dB of the straightforward loop version
-  (tests/aa/nmr_loop.py: NumPy, per item, frame and band).
+  (tests/aa/loss/nmr_loop.py: NumPy, per item, frame and band).
 Also records the largest f0 snap (cents) of the default eval grid and of the training range.
 Times are the minimum over repeats (the median is recorded too: the machine is shared), with one
 and with two torch threads (the headline is the better of the two); a plain FFT round trip of the
@@ -58,8 +58,7 @@ def timed_ms(fn, repeats: int) -> tuple[float, float]:
 
 def test_batch(kind: str = "prime"):
     """16 clipped tones, MIDI 21..108, 1.2 s each; returns (full tones, m, N)."""
-    from aaexp.aa import tones
-
+    from aaexp.aa.signal import tones
     n = tones.analysis_length(FS, WINDOW_S, kind)
     m, f0, _ = tones.snap_f0(tones.midi_to_hz(torch.linspace(21, 108, N_TONES)), FS, n)
     n_total = round(FS * TONE_S)
@@ -90,16 +89,15 @@ def max_esr_db(ours: np.ndarray, y: np.ndarray, m) -> float:
 def fresh_batches(n: int, count: int) -> list:
     """`count` batches of 16 random MIDI 21–108 fundamentals (bins m), as a training loop sees them:
     nothing about the tones is cached from one call to the next."""
-    from aaexp.aa import tones
-
+    from aaexp.aa.signal import tones
     gen = torch.Generator().manual_seed(1)
     midi = 21 + 87 * torch.rand(count, N_TONES, generator=gen, dtype=torch.float64)
     return [tones.snap_f0(tones.midi_to_hz(row), FS, n)[0] for row in midi]
 
 
 def bench_bandlimit() -> dict:
-    from aaexp.aa import chirp
-    from aaexp.aa.bandlimit import _harmonic_count, bandlimit
+    from aaexp.aa.signal import chirp
+    from aaexp.aa.signal.bandlimit import _harmonic_count, bandlimit
 
     y_full, m, n = test_batch()
     smooth = y_full[:, -FS:].contiguous()
@@ -162,9 +160,10 @@ def bench_bandlimit() -> dict:
 
 
 def bench_nmr() -> dict:
-    from aaexp.aa.bandlimit import bandlimit
-    from aaexp.aa.nmr import NMRLoss
     from tests.aa.nmr_loop import nmr_loop
+
+    from aaexp.aa.loss.nmr import NMRLoss
+    from aaexp.aa.signal.bandlimit import bandlimit
 
     y_full, m, n = test_batch()
     y = y_full[:, -n:].contiguous()                       # 16 × 1 s window (N = 44,089: 42 frames, as 44,100)
@@ -216,8 +215,7 @@ def bench_nmr() -> dict:
 
 def snap_report() -> dict:
     """Largest |f0 snap| in cents: the default eval grid (50 log tones 27.5 Hz–12 kHz) and MIDI 21–127."""
-    from aaexp.aa import tones
-
+    from aaexp.aa.signal import tones
     n = tones.analysis_length(FS, WINDOW_S)
     grid = torch.logspace(math.log10(27.5), math.log10(12000.0), 50, dtype=torch.float64)
     _, _, cents = tones.snap_f0(grid, FS, n)

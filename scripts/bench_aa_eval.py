@@ -28,8 +28,9 @@ PAIRS = {"jhm8_tcn": ("jhm8_tcn_teacher.nam", "jhm8_tcn_student.nam"), "jhm8_lst
 
 def bare_forward_seconds(models, cfg, device) -> float:
     """Time of running every model on the grid's tones (same warm-up, batches, dtype) and nothing else."""
-    from aaexp.aa import eval_grid, eval_response, tones
-
+    from aaexp.aa.eval import grid as eval_grid
+    from aaexp.aa.eval import response as eval_response
+    from aaexp.aa.signal import tones
     dtype = getattr(torch, str(cfg.dtype))
     grid = eval_grid.make_grid(cfg, int(models[0].sample_rate))
     t0 = time.perf_counter()
@@ -46,7 +47,7 @@ def bare_forward_seconds(models, cfg, device) -> float:
 
 
 def bench_pair(name: str, cfg, device) -> dict:
-    from aaexp.aa.evaluation import evaluate
+    from aaexp.aa.eval.evaluator import evaluate
     from aaexp.aa.models import load_model
 
     with warnings.catch_warnings():

@@ -24,9 +24,9 @@ from types import SimpleNamespace
 
 import torch
 
-from aaexp.aa import data as tone_data
 from aaexp.aa.study import load_teacher, tbptt_for
-from aaexp.aa.trainer import Trainer
+from aaexp.aa.train import data as tone_data
+from aaexp.aa.train.trainer import Trainer
 from aaexp.config import compose
 from aaexp.seeding import seed_everything
 

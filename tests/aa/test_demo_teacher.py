@@ -2,7 +2,7 @@
 
 Aliasing is measured here from the FFT bins of an exactly periodic window (N prime, f0 = m·fs/N):
 bins that are multiples of m hold the harmonics (DC counted as one), every other bin holds
-aliasing. Written out in NumPy, independently of aaexp.aa.bandlimit.
+aliasing. Written out in NumPy, independently of aaexp.aa.signal.bandlimit.
 """
 
 import importlib.util

@@ -10,7 +10,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from aaexp import cli
-from aaexp.aa.loss_mix import lambda_at, term_weights
+from aaexp.aa.loss.mix import lambda_at, term_weights
 from aaexp.config import CONF_DIR
 
 LP_12K = {"passband_hz": 12000.0, "stopband_hz": 16000.0, "attenuation_db": 80.0}

@@ -8,8 +8,8 @@ import scipy.stats
 import torch
 from omegaconf import OmegaConf
 
-from aaexp.aa import data as tone_data
-from aaexp.aa.framing import Framing
+from aaexp.aa.train import data as tone_data
+from aaexp.aa.train.framing import Framing
 from aaexp.config import compose
 from aaexp.errors import AaexpError
 
@@ -244,8 +244,8 @@ def test_small_demo_lowers_validation_loss_and_the_students_aliasing(tmp_path, m
 
 @pytest.mark.slow
 def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri, monkeypatch):
-    from aaexp.aa import checkpoint
     from aaexp.aa.models import load_model
+    from aaexp.aa.train import checkpoint
 
     assert train(tmp_path, "+experiment=lambda_0.3", *TINY, run="whole") == 0
     save = checkpoint.save
@@ -274,8 +274,7 @@ def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri,
 
 def nan_from_step(monkeypatch, step: int) -> None:
     """Make the training loss NaN from optimiser step `step` on (1-based; validation is left alone)."""
-    from aaexp.aa import loss_mix
-
+    from aaexp.aa.loss import mix as loss_mix
     forward = loss_mix.AALoss.forward
     calls = {"n": 0}
 

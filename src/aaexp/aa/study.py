@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from aaexp.aa import data as tone_data
-from aaexp.aa.evaluation import evaluate
-from aaexp.aa.framing import Framing
-from aaexp.aa.loss_mix import AALoss, lambda_at, term_weights
+from aaexp.aa.eval.evaluator import evaluate
+from aaexp.aa.loss.mix import AALoss, lambda_at, term_weights
 from aaexp.aa.models import DEMO_TEACHER, AmpModel, export_model, load_model
-from aaexp.aa.target_watch import TargetWatch
-from aaexp.aa.trainer import Trainer
+from aaexp.aa.train import data as tone_data
+from aaexp.aa.train.framing import Framing
+from aaexp.aa.train.target_watch import TargetWatch
+from aaexp.aa.train.trainer import Trainer
 from aaexp.device import cpu_threads
 from aaexp.errors import AaexpError
 
