@@ -36,6 +36,8 @@ RULES: dict[str, tuple[str, float, bool, bool]] = {
     "trainer.max_time_s": ("float", 0.0, True, True),      # 0 or null: no limit
     "trainer.eval_every_s": ("float", 0.0, False, True),
     "trainer.eval_every_n": ("int", 1, True, True),
+    "trainer.audio_check_s": ("float", 0.0, False, True),   # null: eval.audio_check.seconds
+    "eval.audio_check.seconds": ("float", 0.0, False, False),
     "trainer.divergence_factor": ("float", 1.0, False, True),
     "trainer.divergence_baseline_steps": ("int", 1, True, False),
     # EQ

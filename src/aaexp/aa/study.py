@@ -3,7 +3,8 @@
 The student starts as an exact copy of the teacher and learns to match the teacher's
 *bandlimited* response to sine tones (its harmonics kept, its aliasing dropped). Everything goes
 into the run's MLflow record: per-epoch curves, the best and last students as model files, the
-per-band evaluation of teacher vs student with plots and a verdict.
+per-band evaluation of teacher vs student with plots and a verdict, and the real-audio check
+(aaexp.aa.eval.audio_check: WAVs and spectrograms of teacher, student and teacher ×2 on a guitar DI).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from aaexp.aa.eval.audio_check import FOLDER as AUDIO_CHECK_FOLDER
+from aaexp.aa.eval.audio_check import run_audio_check
 from aaexp.aa.eval.evaluator import evaluate
 from aaexp.aa.loss.mix import AALoss, lambda_at, term_weights
 from aaexp.aa.models import DEMO_TEACHER, AmpModel, export_model, load_model
@@ -138,6 +141,11 @@ def _run(ctx) -> dict[str, float]:
     print(result.format_table())
     print(f"verdict: {verdict}")
     print(f"students (best epoch {fit.state.best_epoch}, last): {files['best']}, {files['last']}")
+    check = None
+    if cfg.eval.audio_check.enabled:   # after the table: a failing check leaves the evaluation logged
+        check = run_audio_check(teacher, best, cfg.eval, ctx.device, seconds=cfg.trainer.get("audio_check_s"))
+        check.log_to(ctx.tracker, Path(ctx.out_dir) / "eval" / AUDIO_CHECK_FOLDER, cfg.eval.audio_check.spectrogram)
+        print(check.format_table())
     if watch.enabled:
         met = fit.state.target_wall_s
         print(f"target (NMR-S < {cfg.eval.thresholds.nmr_s_db:g} dB in every band with tones, HESR-R < "
@@ -149,6 +157,8 @@ def _run(ctx) -> dict[str, float]:
     best_val = next((h for h in fit.state.history if h["epoch"] == fit.state.best_epoch), fit.state.history[-1])
     final = {f"best/{k}": v for k, v in best_val.items() if k.startswith("val/") and v is not None}
     final.update(result.metrics)
+    if check is not None:
+        final.update(check.metrics)
     final["best/epoch"] = float(fit.state.best_epoch)
     final["perf/updates"] = float(fit.state.step)
     final["perf/train_wall_s"] = fit.state.wall_s

@@ -4,6 +4,7 @@ Prints the per-band NMR-S / HESR-R table (and the verdict when a baseline is giv
 --oversample 2,4 also the teacher run at 2·fs and 4·fs, aaexp.aa.eval.oversample), writes
 table.csv/json/md and plots under --out, --json PATH, and logs everything to MLflow (a new run in
 experiment aaexp-aa, or --run-id). Numbers come from conf/eval/aa.yaml; --eval-set changes any.
+`--audio-check` (or `--di FILE`) runs the real-audio check instead (aaexp.aa.eval.audio_check).
 """
 
 from __future__ import annotations
@@ -45,12 +46,16 @@ def add_arguments(group) -> None:
     group.add_argument("--oversample", metavar="K[,K...]",
                        help="add the teacher run at K·fs (adapted, polyphase-resampled) as rows 'teacher ×K', e.g. 2,4")
     group.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and the sweep they need)")
+    group.add_argument("--audio-check", action="store_true",
+                       help="instead of the tone table: teacher, student and teacher ×2 on a generated guitar DI; "
+                            "WAVs, spectrograms and numbers under OUT/audio_check")
+    group.add_argument("--di", metavar="WAV", help="the audio check on this recording instead of the generated DI (implies --audio-check)")
     group.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                        help="override conf/eval/aa.yaml, e.g. --eval-set warmup.max_s=6.4 (repeatable)")
 
 
 def claims(args) -> bool:
-    return any(getattr(args, k, None) for k in ("student", "teacher", "baseline"))
+    return any(getattr(args, k, None) for k in ("student", "teacher", "baseline", "audio_check", "di"))
 
 
 def eval_config(args):
@@ -119,12 +124,46 @@ def oversample_factors(args) -> list[int]:
     return factors
 
 
+def run_audio_check(args, cfg) -> int:
+    """`aaexp eval --audio-check` / `--di FILE`: the real-audio check alone (aaexp.aa.eval.audio_check)."""
+    from aaexp.aa.eval.audio_check import FOLDER, run_audio_check
+    from aaexp.device import resolve_device
+    from aaexp.evaluate import eval_tracker
+
+    if not args.teacher:
+        raise AaexpError("--audio-check needs --teacher (and --student): the student is compared with the teacher, "
+                         "and it is the teacher that runs oversampled")
+    if args.baseline:
+        raise AaexpError("--audio-check compares the teacher and one student: leave out --baseline")
+    if args.di and not Path(args.di).is_file():
+        raise AaexpError(f"--di {args.di}: no such file")
+    device = resolve_device(args.device)
+    factors = oversample_factors(args) or None
+    models = load_models(args)
+    t0 = time.perf_counter()
+    check = run_audio_check(models["teacher"], models["student"], cfg, device, di_file=args.di, oversample=factors)
+    print(check.format_table())
+    out_dir = Path(args.out) / FOLDER
+    run_name = f"audio check {Path(args.student).stem} vs {Path(args.teacher).stem}"
+    with eval_tracker(args, "aa", run_name) as tracker:
+        check.log_to(tracker, out_dir, cfg.audio_check.spectrogram)
+        if tracker is not None:
+            print(f"\nlogged to MLflow run {tracker.run_id}", file=sys.stderr)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(check.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    print(f"audio, spectrograms and numbers in {out_dir.resolve()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return 0
+
+
 def run(args) -> int:
     from aaexp.aa.eval.evaluator import evaluate
     from aaexp.device import resolve_device
     from aaexp.evaluate import eval_tracker
 
     cfg = eval_config(args)
+    if args.audio_check or args.di:
+        return run_audio_check(args, cfg)
     device = resolve_device(args.device)
     factors = oversample_factors(args)
     models = load_models(args)

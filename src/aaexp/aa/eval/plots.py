@@ -112,3 +112,22 @@ def sweep_spectrograms(specs: dict[str, np.ndarray], fs: int, hop: int, dynamic_
     if im is not None:
         fig.colorbar(im, ax=axes[0].tolist(), label="dB re max")
     return fig
+
+
+def audio_spectrograms(specs: dict[str, np.ndarray], fs: int, hop: int, dynamic_range_db: float):
+    """The real-audio check's sides side by side (linear frequency, where aliases show as lines
+    falling against the notes' harmonics), one colour scale in dB re full scale for all."""
+    fig, axes = _figure(len(specs), width=4.2, height=3.4)
+    top = max(float(s.max()) for s in specs.values())
+    vmax = 10.0 * math.ceil(top / 10.0)
+    im = None
+    for ax, (side, spec) in zip(axes[0], specs.items()):
+        extent = (0.0, spec.shape[1] * hop / fs, 0.0, fs / 2000.0)
+        im = ax.imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=vmax - dynamic_range_db, vmax=vmax,
+                       cmap="magma", interpolation="nearest")
+        ax.set_title(side.replace("_x", " ×"))
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("frequency (kHz)")
+    if im is not None:
+        fig.colorbar(im, ax=axes[0].tolist(), label="dB re full scale")
+    return fig
