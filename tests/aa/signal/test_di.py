@@ -56,3 +56,20 @@ def test_a_shorter_check_keeps_the_top_fret(cfg):
     assert phrase_notes(cfg.di, 0.75) == [88]
     short = make_di(cfg.di, 48000, 3.0)
     assert [n.midi for n in short.notes] == [40, 64, 76, 88] and short.audio.size == 4 * 36000
+
+
+def test_the_phrase_avoids_notes_whose_aliases_hide_on_their_harmonics(cfg):
+    """Brute force at 44.1 kHz: above the open A string, the aliases of every note (folded once or twice,
+    at fs, 2fs and 4fs) land farther than the analysis halfwidth from its harmonics, so the check sees them."""
+    half = float(cfg.analysis.harmonic_halfwidth_hz)
+    for midi in cfg.di.phrase_midi:
+        if midi <= 45:
+            continue
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        for rate in (FS, 2 * FS, 4 * FS):
+            for n in range(1, 200):                      # harmonic n·f0 above rate/2 folds to |j·rate − n·f0|
+                for j in (1, 2):
+                    alias = abs(j * rate - n * f0)
+                    if alias < rate / 2 and alias < FS / 2:
+                        k = round(alias / f0)
+                        assert abs(alias - k * f0) > half, (midi, rate, n, j)
