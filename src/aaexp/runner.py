@@ -22,7 +22,7 @@ from aaexp import tracking
 from aaexp.checks import check_numbers
 from aaexp.config import flatten
 from aaexp.config_keys import check_keys
-from aaexp.device import resolve_device
+from aaexp.device import cpu_threads, resolve_device
 from aaexp.errors import AaexpError
 from aaexp.progress import progress_enabled
 from aaexp.seeding import seed_everything
@@ -162,6 +162,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
                          started=started)
+        stack.enter_context(cpu_threads(cfg.trainer.get("cpu_threads"), device))   # once, for every study
         metrics = entry(ctx) or {}
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
