@@ -21,6 +21,11 @@ DEMO = Path(__file__).resolve().parents[2] / "src" / "aaexp" / "assets" / "demo_
 AUDIO_FILES = ("di.wav", "teacher.wav", "teacher_x2.wav", "student.wav")
 # The same small grid for training's final evaluation and for `aaexp eval` (so their teacher rows agree).
 EVAL_SETS = ["window_s=0.1", "warmup.min_s=0.05", "sweep.seconds=0.2"]
+# audio_check.json's shape: what was played, then per side its numbers (null: undefined)
+AUDIO_NUMBERS = {"meta": {"source": "generated DI", "seconds": 0.1},
+                 "sides": {"teacher": {"inharmonic_db": -40.104, "esr_lp_db": None},
+                           "student": {"inharmonic_db": -51.25, "esr_lp_db": -23.456}},
+                 "notes": [{"f0_hz": 82.4}]}
 
 
 class Page(HTMLParser):
@@ -85,7 +90,7 @@ def _sine_wavs(folder: Path) -> dict[str, Path]:
         sf.write(folder / name, 0.25 * np.sin(2 * np.pi * 220.0 * (i + 1) * t), 44100)
         out[name] = folder / name
     Image.new("RGB", (64, 32), (30, 60, 120)).save(folder / "spectrograms.png")
-    (folder / "audio_check.json").write_text(json.dumps({"esr_lowpassed_db": {"student": -23.456}}))
+    (folder / "audio_check.json").write_text(json.dumps(AUDIO_NUMBERS))
     return out
 
 
@@ -190,7 +195,9 @@ def test_html_report_shows_the_logged_tables_plots_and_audio_with_relative_links
     assert len(page.audio) == 2 * len(AUDIO_FILES)              # the side-by-side table and A's card
     assert not any(b8 in src for src in page.audio)
     assert page.text.count("no real-audio check in this run") == 1   # B's card
-    assert "-23.46" in page.text                                # audio_check.json's number, as the report table writes it
+    # audio_check.json's numbers per side, as the report table writes numbers (2 decimals, n/a)
+    assert page.tables[f"audio-{a8}"] == [["side", "inharmonic_db", "esr_lp_db"], ["teacher", "-40.10", "n/a"],
+                                         ["student", "-51.25", "-23.46"]]
     assert Page(index).links == ["aa/index.html"]
 
 

@@ -97,8 +97,21 @@ def _flatten(d, prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(v, dict):
             out += _flatten(v, key + ".")
         elif isinstance(v, (int, float, str, bool)) or v is None:
-            out.append((key, "n/a" if v is None else format_value(float(v)) if isinstance(v, float) else str(v)))
+            out.append((key, _scalar(v)))
     return out
+
+
+def _scalar(v) -> str:
+    return "n/a" if v is None else format_value(float(v)) if isinstance(v, float) else str(v)
+
+
+def side_table(check: dict) -> dict | None:
+    """audio_check.json's "sides" (side -> its numbers) as a table: a row per side, a column per number."""
+    sides = check.get("sides")
+    if not isinstance(sides, dict) or not all(isinstance(v, dict) for v in sides.values()):
+        return None
+    keys = list(dict.fromkeys(k for v in sides.values() for k, x in v.items() if not isinstance(x, (dict, list))))
+    return {"keys": keys, "rows": [[side, *(_scalar(v.get(k)) for k in keys)] for side, v in sides.items()]}
 
 
 def audio_check(files) -> dict | None:
@@ -107,11 +120,13 @@ def audio_check(files) -> dict | None:
     players = [{"label": label, "src": files.copy(f"{AUDIO_CHECK}/{name}")} for name, label in PLAYERS if name in names]
     if not players and "spectrograms.png" not in names:
         return None
-    numbers = []
-    if "audio_check.json" in names:
-        numbers = _flatten(json.loads(files.local(f"{AUDIO_CHECK}/audio_check.json").read_text()))
+    check = json.loads(files.local(f"{AUDIO_CHECK}/audio_check.json").read_text()) if "audio_check.json" in names else {}
+    sides = side_table(check)
+    # the rest of the JSON (what was played, filters) in a fold; per-note lists stay in the copied file
+    rest = _flatten({k: v for k, v in check.items() if not (sides and k == "sides")})
     spectrograms = files.copy(f"{AUDIO_CHECK}/spectrograms.png") if "spectrograms.png" in names else None
-    return {"players": players, "spectrograms": spectrograms, "numbers": numbers}
+    json_src = str(files.rel_root / AUDIO_CHECK / "audio_check.json") if "audio_check.json" in names else None
+    return {"players": players, "spectrograms": spectrograms, "sides": sides, "numbers": rest, "json": json_src}
 
 
 def run_card(run, files, label: str, params: list[tuple[str, str]]) -> dict:
