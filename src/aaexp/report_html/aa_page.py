@@ -41,6 +41,8 @@ def _is_teacher_side(model: str) -> bool:
 def band_tables(cards: list[dict]) -> list[dict]:
     """Two tables (NMR-S, HESR-R): rows = each distinct teacher / teacher ×k, then each run's student; columns = bands."""
     with_table = [c for c in cards if c["table"]]
+    if not with_table:
+        return []
     bands = list(dict.fromkeys(r["band"] for c in with_table for r in c["table"]["rows"]))
     teachers = {c["teacher"] for c in with_table}
     out = []
@@ -69,7 +71,7 @@ def band_tables(cards: list[dict]) -> list[dict]:
     return out
 
 
-def run_table(table: dict) -> list[list[str]]:
+def run_table(table: dict) -> list[list[dict]]:
     """A run's own table in the text table's layout: band, tones, model, NMR-S, HESR-R (HESR-R tone count if it differs)."""
     rows = table["rows"]
     bands = list(dict.fromkeys(r["band"] for r in rows))

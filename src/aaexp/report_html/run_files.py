@@ -36,8 +36,7 @@ class RunFiles:
         """Download `path` into the report folder (kept under its artifact path) and return where it is."""
         dst = self.study_dir / self.rel_root / PurePosixPath(path).parent
         dst.mkdir(parents=True, exist_ok=True)
-        got = Path(self.client.download_artifacts(self.run_id, path, str(dst)))
-        return got
+        return Path(self.client.download_artifacts(self.run_id, path, str(dst)))   # a file lands in dst under its name
 
     def copy(self, path: str) -> str:
         """Copy `path` into the folder; its link relative to the study folder."""
