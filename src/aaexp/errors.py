@@ -23,3 +23,10 @@ class Terminated(KeyboardInterrupt):
     the run is marked KILLED, its checkpoints are kept, and the CLI exits with 128 + 15."""
 
     exit_code = 143
+
+
+class RunTerminated(AaexpError):
+    """Terminated, seen from a launcher's job process (submitit/SLURM, Ray) that the CLI did not start:
+    the run is already marked KILLED with its checkpoints kept; the launcher records a failed job."""
+
+    exit_code = 143

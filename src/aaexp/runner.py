@@ -23,7 +23,7 @@ from aaexp.checks import check_numbers
 from aaexp.config import flatten
 from aaexp.config_keys import check_keys
 from aaexp.device import resolve_device
-from aaexp.errors import AaexpError
+from aaexp.errors import AaexpError, RunTerminated, Terminated
 from aaexp.progress import progress_enabled
 from aaexp.seeding import seed_everything
 
@@ -115,6 +115,55 @@ def _claim(out_dir: Path) -> Path:
 
 def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> Any:
     """Drive one run; returns `optimized_metric` (for Hydra sweepers) or the metrics dict."""
+    with _signals_end_the_run() as own:
+        try:
+            return _run(cfg, entry)
+        except Terminated as exc:
+            if not own:  # the aaexp CLI's own handler: it reports and exits 143
+                raise
+            # A job process of a launcher (submitit/SLURM, Ray): an ordinary exception, so the launcher
+            # records the job as failed (submitit writes its result file) instead of dying without a word.
+            raise RunTerminated(f"the run was ended by {exc} (marked KILLED, checkpoints kept; resume=true continues it)") from exc
+
+
+@contextlib.contextmanager
+def _signals_end_the_run():
+    """SIGTERM ends the run as KILLED in any process, not only one the aaexp CLI started.
+
+    A launcher's job process runs `run()` without the CLI: submitit's job entry point replaces
+    SIGTERM with a handler that only logs "Bypassing signal SIGTERM", so SLURM's SIGTERM at a time
+    limit, `scancel` or pre-emption left the run RUNNING in MLflow until SIGKILL came. Here SIGTERM
+    (and, under submitit, its pre-emption/time-limit signal, USR2 unless SUBMITIT_PREEMPT_SIGNAL says
+    otherwise, which would have requeued the job as a fresh run) raise Terminated, as the CLI does.
+    Yields whether it installed the handlers (False under the CLI, or off the main thread).
+    """
+    import signal
+    import threading
+
+    from aaexp import cli
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is cli._on_sigterm:
+        yield False
+        return
+    sigs = [signal.SIGTERM]
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG"), None)
+        if preempt is not None and preempt not in sigs:
+            sigs.append(preempt)
+
+    def on_signal(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # SLURM's SIGTERM after its USR2 must not cut the cleanup short
+        raise Terminated(signal.Signals(signum).name)
+
+    saved = {s: signal.signal(s, on_signal) for s in sigs}
+    try:
+        yield True
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
     from hydra.utils import get_method
 
     started = time.perf_counter()
