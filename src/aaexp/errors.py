@@ -30,3 +30,12 @@ class RunTerminated(AaexpError):
     the run is already marked KILLED with its checkpoints kept; the launcher records a failed job."""
 
     exit_code = 143
+
+
+class TrialPruned(Exception):
+    """The Optuna pruner stopped this trial at a validation: the run ends KILLED, tagged optuna_pruned=true,
+    and the sweeper tells the study PRUNED (an outcome of the search, not a failure)."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"pruned by Optuna at step {step} ({value:.6g})")
+        self.step, self.value = step, value

@@ -23,7 +23,7 @@ from aaexp.checks import check_numbers
 from aaexp.config import flatten
 from aaexp.config_keys import check_keys
 from aaexp.device import resolve_device
-from aaexp.errors import AaexpError, RunTerminated, Terminated
+from aaexp.errors import AaexpError, RunTerminated, Terminated, TrialPruned
 from aaexp.progress import progress_enabled
 from aaexp.seeding import seed_everything
 
@@ -195,24 +195,34 @@ def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
     }
     run_id = (resume / RUN_ID_FILE).read_text().strip() if resume else None
     log.info("study=%s experiment=%s device=%s out_dir=%s", cfg.study.name, experiment, device, out_dir)
-    with contextlib.ExitStack() as stack:
-        try:
-            tracker = stack.enter_context(
-                tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id,
-                                    cfg.tracking.get("parent_run_id")))
-        except BaseException:
-            if claim is not None:  # no run was created: free the folder
-                claim.unlink(missing_ok=True)
-            raise
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
-        if resume is None:
-            tracker.log_params(flatten(cfg))
-            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
-                         started=started)
-        metrics = entry(ctx) or {}
-        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    tracker = None
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                tracker = stack.enter_context(
+                    tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id,
+                                        cfg.tracking.get("parent_run_id")))
+            except BaseException:
+                if claim is not None:  # no run was created: free the folder
+                    claim.unlink(missing_ok=True)
+                raise
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
+            if resume is None:
+                tracker.log_params(flatten(cfg))
+                tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
+                             started=started)
+            trial = OmegaConf.select(cfg, "tracking.optuna_trial")
+            if trial is not None:  # an Optuna trial whose search prunes: report each validation, stop when told
+                from aaexp.search import PruningReporter
+
+                tracker.watchers.append(PruningReporter(trial))
+            metrics = entry(ctx) or {}
+            tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    except TrialPruned as exc:  # the run is closed KILLED with optuna_pruned=true; the sweeper tells the study PRUNED
+        log.info("run %s %s", tracker.run_id if tracker else "?", exc)
+        return {"optuna_pruned": True, "step": exc.step, "value": exc.value}
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     print(f"Run {tracker.run_id} logged to MLflow ({tracker.client.tracking_uri}).\n"
           f"Open it with `aaexp ui`, then {tracking.ui_url('http://127.0.0.1:5000', exp_id, tracker.run_id)}", flush=True)

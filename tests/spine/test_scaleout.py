@@ -347,3 +347,42 @@ def test_slurm_launcher_renders_the_sbatch_resources_it_is_given(tmp_path, monke
     assert sbatch["--signal"] == f"USR2@{cfg.hydra.launcher.signal_delay_s}"  # the pre-emption/time-limit signal the runner handles
     assert f"{tmp_path / 'sweep'}/.submitit/%A_%a" in sbatch["--output"]
     assert "submitit.core._submit" in script
+
+
+# -- Optuna pruning: each trial's job reports its per-step value to the study's storage ------------------------
+@pytest.mark.slow
+def test_optuna_median_pruner_stops_hopeless_trials_run_by_submitit_jobs(tmp_path, mlflow_uri):
+    """4 toy trials, each a separate submitit process; a trial worse than the median of those before it at step 2 stops there."""
+    optuna = pytest.importorskip("optuna", reason="Optuna is an extra: pip install -e '.[optuna]'")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="submitit launcher is an extra: pip install -e '.[slurm]'")
+    from aaexp import tracking
+
+    r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "hparams_search=optuna_toy_pruned",
+              "hydra/launcher=local_submitit", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = optuna.load_study(study_name="toy-pruned", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(study.trials) == 4 and pruned and complete, [(t.number, t.state) for t in study.trials]
+    for t in pruned:
+        # reported by the job's own process to the shared storage, up to the step where it was stopped
+        assert max(t.intermediate_values) == 2 < 20 and f"trial {t.number}: pruned at step 2 (train/loss = " in r.stdout
+    assert all(len(t.intermediate_values) == 20 for t in complete)  # ran every step
+    cl = tracking.client(mlflow_uri)
+    runs = cl.search_runs([cl.get_experiment_by_name("aaexp-toy").experiment_id])
+    [parent] = [x for x in runs if x.data.tags.get("sweep") == "parent"]
+    children = [x for x in runs if "mlflow.parentRunId" in x.data.tags]
+    killed = [c for c in children if c.info.status == "KILLED"]
+    assert len(killed) == len(pruned) and all(c.data.tags["optuna_pruned"] == "true" and "error" not in c.data.tags for c in killed)
+    assert sorted(float(c.data.params["toy.lr"]) for c in killed) == sorted(t.params["toy.lr"] for t in pruned)
+    assert all("final/loss" not in c.data.metrics and len(cl.get_metric_history(c.info.run_id, "train/loss")) == 3 for c in killed)
+    assert parent.info.status == "FINISHED" and parent.data.tags["children_pruned"] == str(len(pruned))  # an outcome, not a failure
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())
+
+
+def test_pruner_needs_a_metric_and_a_storage(tmp_path, mlflow_uri):
+    for extra, needle in ((["hydra.sweeper.pruner.metric=null"], "pruner.metric"),
+                          (["hydra.sweeper.storage=null"], "needs a storage")):
+        r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "hparams_search=optuna_toy_pruned", *extra,
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=120)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr[-2000:]
