@@ -15,6 +15,10 @@ stop() {
     if [ -f "$DIR/$d.pid" ]; then kill "$(cat "$DIR/$d.pid")" 2>/dev/null || true; rm -f "$DIR/$d.pid"; fi
   done
   if [ -f "$DIR/munge/munged.pid" ]; then kill "$(cat "$DIR/munge/munged.pid")" 2>/dev/null || true; fi
+  # a job step's slurmstepd outlives a stopped slurmd (it waits to report): end this cluster's ones, by their folder
+  for pid in $(pgrep -x slurmstepd || true); do
+    case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$DIR"*) kill -9 "$pid" 2>/dev/null || true ;; esac  # it ignores SIGTERM
+  done
 }
 
 start() {
