@@ -121,7 +121,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     check_keys(cfg)
     check_numbers(cfg)
     seed_everything(cfg.get("seed"))
-    device = resolve_device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.device)
     out_dir, experiment, overrides = _hydra_info()
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="aaexp-"))
     try:
@@ -160,7 +160,7 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
         if resume is None:
             tracker.log_params(flatten(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
+        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.progress), resume is not None,
                          started=started)
         metrics = entry(ctx) or {}
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
