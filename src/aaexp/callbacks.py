@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict, read_write
 from aaexp import tracking
 
 # Overrides the callback adds to every job; the runner keeps them out of run names and tags.
-SWEEP_KEYS = ("tracking.parent_run_id", "tracking.uri")
+SWEEP_KEYS = ("tracking.parent_run_id", "tracking.uri", "tracking.optuna_trial")
 
 
 def _quoted(value: str) -> str:
@@ -79,8 +79,11 @@ class MlflowSweepCallback(Callback):
         cl = tracking.client()
         parent = cl.get_run(self.parent_id)
         children = cl.search_runs([parent.info.experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{self.parent_id}'")
-        failed = [c for c in children if c.info.status != "FINISHED"]
+        pruned = [c for c in children if c.data.tags.get("optuna_pruned") == "true"]  # a search's outcome, not a failure
+        failed = [c for c in children if c.info.status != "FINISHED" and c not in pruned]
         cl.set_tag(self.parent_id, "children", str(len(children)))
+        if pruned:
+            cl.set_tag(self.parent_id, "children_pruned", str(len(pruned)))
         cl.set_tag(self.parent_id, "children_failed", str(len(failed)))
         cl.set_terminated(self.parent_id, status="FAILED" if failed else "FINISHED")
         for key, val in self._saved_env.items():

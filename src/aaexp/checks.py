@@ -31,27 +31,26 @@ RULES: dict[str, tuple[str, float, bool, bool]] = {
     "trainer.val_batch_size": ("int", 1, True, False),
     "trainer.log_every_n_steps": ("int", 0, True, True),
     "trainer.lr_min_ratio": ("float", 0.0, True, False),
-    "trainer.plateau_factor": ("float", 0.0, False, False),
-    "trainer.plateau_patience": ("int", 0, True, False),
+    "trainer.plateau_factor": ("float", 0.0, False, True),    # null: no plateau schedule
+    "trainer.plateau_patience": ("int", 0, True, True),
     "trainer.max_time_s": ("float", 0.0, True, True),      # 0 or null: no limit
     "trainer.eval_every_s": ("float", 0.0, False, True),
     "trainer.eval_every_n": ("int", 1, True, True),
     "trainer.divergence_factor": ("float", 1.0, False, True),
     "trainer.divergence_baseline_steps": ("int", 1, True, False),
-    # EQ
-    "trainer.epochs": ("int", 1, True, True),               # null: the model recipe's count
-    "model.recipe.epochs": ("int", 1, True, False),
-    "model.recipe.batch_size": ("int", 2, True, False),     # the contrastive term needs pairs
-    "model.recipe.lr": ("float", 0.0, False, False),
     # TNCA
-    "trainer.iterations": ("int", 1, True, False),
+    "trainer.steps": ("int", 1, True, False),
     "trainer.growth_steps": ("int", 1, True, False),
     "trainer.grad_clip": ("float", 0.0, False, True),
-    "trainer.log_every": ("int", 1, True, False),
     "trainer.image_every": ("int", 1, True, False),
     "trainer.gif_frames": ("int", 1, True, False),
 }
 
+
+# Stricter bounds for one study's use of a shared key.
+STUDY_RULES: dict[str, dict[str, tuple[str, float, bool, bool]]] = {
+    "eq": {"trainer.batch_size": ("int", 2, True, False)},   # the contrastive term needs pairs
+}
 
 CHOICES: dict[str, tuple[str, ...]] = {"trainer.on_divergence": ("warn", "stop")}
 
@@ -82,7 +81,8 @@ def _problem(value: Any, kind: str, low: float, inclusive: bool, nullable: bool)
 
 def check_numbers(cfg: DictConfig) -> None:
     """Raise AaexpError (exit 2) naming the first numeric setting out of its range (or bad choice)."""
-    for key, (kind, low, inclusive, nullable) in RULES.items():
+    study = STUDY_RULES.get(str(cfg.study.name) if "study" in cfg else "", {})
+    for key, (kind, low, inclusive, nullable) in {**RULES, **study}.items():
         present, value = _get(cfg, key)
         if not present:
             continue

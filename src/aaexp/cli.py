@@ -15,7 +15,7 @@ from aaexp.errors import AaexpError, Terminated
 COMMANDS = {
     "train": "run an experiment (Hydra overrides; -m for sweeps, --cfg job to print the config)",
     "eval": "measure models or audio (per study: --teacher/--student, --audio/--reference)",
-    "report": "compare runs from MLflow as one table (Markdown + CSV + plot)",
+    "report": "compare runs from MLflow as one table (Markdown + CSV + plot), or a static HTML page per study (--html)",
     "ui": "start the MLflow UI on the same store as training",
     "server": "start an MLflow tracking server that jobs on any process or host log to",
 }

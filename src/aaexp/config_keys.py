@@ -26,7 +26,8 @@ from aaexp.config import CONF_DIR, CONFIG_NAME, flatten
 from aaexp.errors import AaexpError
 
 OVERLAYS = ("experiment", "recipe", "hparams_search")   # set keys anywhere, declare none
-FREE = ("eval.bands.", "model.outputs.")   # nodes whose keys are names the user chooses (bands, TNCA outputs)
+FREE = ("eval.bands.", "model.outputs.",   # nodes whose keys are names the user chooses (bands, TNCA outputs)
+        "tracking.optuna_trial.")            # null, or the {storage, study, number} the Optuna sweeper sets
 
 
 def unknown_key_message(keys: list[str], where: str) -> str:

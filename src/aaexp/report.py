@@ -60,13 +60,18 @@ def short_labels(names: list[str]) -> list[str]:
     return out
 
 
-def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: str, params: list[str], tags: list[str]):
-    cl = tracking.client(uri)
+def select_runs(cl, experiment_names: list[str] | None) -> list:
+    """The runs a report shows: FINISHED runs of the named experiments (default every aaexp-*),
+    oldest first, without sweep parents (their children carry the results)."""
     exps = [e for e in cl.search_experiments() if (e.name in experiment_names if experiment_names else e.name.startswith("aaexp-"))]
     if not exps:
         raise AaexpError(f"no MLflow experiment {experiment_names or 'aaexp-*'} in {cl.tracking_uri}")
     runs = cl.search_runs([e.experiment_id for e in exps], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
-    runs = [r for r in runs if r.data.tags.get("sweep") != "parent"]
+    return [r for r in runs if r.data.tags.get("sweep") != "parent"]
+
+
+def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: str, params: list[str], tags: list[str]):
+    runs = select_runs(tracking.client(uri), experiment_names)
     layout = Layout.from_params(runs)
     metric_names = sorted({m for r in runs for m in r.data.metrics if fnmatch.fnmatch(m, metric_glob)}, key=layout.sort_key)
     rows = []
@@ -79,7 +84,8 @@ def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: st
     return rows, metric_names, layout
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A cell of the report table: floats to 2 decimals, NaN as n/a, None as empty."""
     if isinstance(v, float):
         return "n/a" if math.isnan(v) else f"{v:.2f}"
     return "" if v is None else str(v)
@@ -87,7 +93,7 @@ def _fmt(v) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     cols = list(rows[0])
-    return tables.markdown(cols, [[_fmt(r[c]) for c in cols] for r in rows])
+    return tables.markdown(cols, [[format_value(r[c]) for c in cols] for r in rows])
 
 
 def plot(rows: list[dict], metric_names: list[str], path: Path, layout: Layout | None = None) -> bool:
@@ -136,7 +142,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tag", action="append", help="tag columns (default: verdict)")
     p.add_argument("--out", default="reports", help="folder for report.md, report.csv, report.png")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    p.add_argument("--html", metavar="OUT_DIR", help="instead: a static page per study in OUT_DIR/<study>/index.html, "
+                   "with its tables, plots and audio copied in (opens from disk)")
     args = p.parse_args(argv)
+    if args.html:
+        from aaexp.report_html.build import write_html
+
+        pages = write_html(args.tracking_uri, args.experiment_name, Path(args.html), args.param or ["loss.lam"], args.metrics)
+        print("\n".join(str(p) for p in pages))
+        return 0
     rows, metric_names, layout = collect(args.tracking_uri, args.experiment_name, args.metrics, args.param or ["loss.lam"],
                                          args.tag or ["verdict"])
     if not rows:

@@ -22,8 +22,8 @@ from aaexp import tracking
 from aaexp.checks import check_numbers
 from aaexp.config import flatten
 from aaexp.config_keys import check_keys
-from aaexp.device import resolve_device
-from aaexp.errors import AaexpError
+from aaexp.device import cpu_threads, resolve_device
+from aaexp.errors import AaexpError, RunTerminated, Terminated, TrialPruned
 from aaexp.progress import progress_enabled
 from aaexp.seeding import seed_everything
 
@@ -115,6 +115,55 @@ def _claim(out_dir: Path) -> Path:
 
 def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> Any:
     """Drive one run; returns `optimized_metric` (for Hydra sweepers) or the metrics dict."""
+    with _signals_end_the_run() as own:
+        try:
+            return _run(cfg, entry)
+        except Terminated as exc:
+            if not own:  # the aaexp CLI's own handler: it reports and exits 143
+                raise
+            # A job process of a launcher (submitit/SLURM, Ray): an ordinary exception, so the launcher
+            # records the job as failed (submitit writes its result file) instead of dying without a word.
+            raise RunTerminated(f"the run was ended by {exc} (marked KILLED, checkpoints kept; resume=true continues it)") from exc
+
+
+@contextlib.contextmanager
+def _signals_end_the_run():
+    """SIGTERM ends the run as KILLED in any process, not only one the aaexp CLI started.
+
+    A launcher's job process runs `run()` without the CLI: submitit's job entry point replaces
+    SIGTERM with a handler that only logs "Bypassing signal SIGTERM", so SLURM's SIGTERM at a time
+    limit, `scancel` or pre-emption left the run RUNNING in MLflow until SIGKILL came. Here SIGTERM
+    (and, under submitit, its pre-emption/time-limit signal, USR2 unless SUBMITIT_PREEMPT_SIGNAL says
+    otherwise, which would have requeued the job as a fresh run) raise Terminated, as the CLI does.
+    Yields whether it installed the handlers (False under the CLI, or off the main thread).
+    """
+    import signal
+    import threading
+
+    from aaexp import cli
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is cli._on_sigterm:
+        yield False
+        return
+    sigs = [signal.SIGTERM]
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG"), None)
+        if preempt is not None and preempt not in sigs:
+            sigs.append(preempt)
+
+    def on_signal(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # SLURM's SIGTERM after its USR2 must not cut the cleanup short
+        raise Terminated(signal.Signals(signum).name)
+
+    saved = {s: signal.signal(s, on_signal) for s in sigs}
+    try:
+        yield True
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
     from hydra.utils import get_method
 
     started = time.perf_counter()
@@ -146,24 +195,35 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
     }
     run_id = (resume / RUN_ID_FILE).read_text().strip() if resume else None
     log.info("study=%s experiment=%s device=%s out_dir=%s", cfg.study.name, experiment, device, out_dir)
-    with contextlib.ExitStack() as stack:
-        try:
-            tracker = stack.enter_context(
-                tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id,
-                                    cfg.tracking.get("parent_run_id")))
-        except BaseException:
-            if claim is not None:  # no run was created: free the folder
-                claim.unlink(missing_ok=True)
-            raise
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
-        if resume is None:
-            tracker.log_params(flatten(cfg))
-            tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.progress), resume is not None,
-                         started=started)
-        metrics = entry(ctx) or {}
-        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    tracker = None
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                tracker = stack.enter_context(
+                    tracking.start_run(cfg.tracking.experiment_name, run_name, cfg.tracking.uri, tags, run_id,
+                                        cfg.tracking.get("parent_run_id")))
+            except BaseException:
+                if claim is not None:  # no run was created: free the folder
+                    claim.unlink(missing_ok=True)
+                raise
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / RUN_ID_FILE).write_text(tracker.run_id)
+            if resume is None:
+                tracker.log_params(flatten(cfg))
+                tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.progress), resume is not None,
+                             started=started)
+            trial = OmegaConf.select(cfg, "tracking.optuna_trial")
+            if trial is not None:  # an Optuna trial whose search prunes: report each validation, stop when told
+                from aaexp.search import PruningReporter
+
+                tracker.watchers.append(PruningReporter(trial))
+            stack.enter_context(cpu_threads(cfg.trainer.get("cpu_threads"), device))   # once, for every study
+            metrics = entry(ctx) or {}
+            tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    except TrialPruned as exc:  # the run is closed KILLED with optuna_pruned=true; the sweeper tells the study PRUNED
+        log.info("run %s %s", tracker.run_id if tracker else "?", exc)
+        return {"optuna_pruned": True, "step": exc.step, "value": exc.value}
     exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     print(f"Run {tracker.run_id} logged to MLflow ({tracker.client.tracking_uri}).\n"
           f"Open it with `aaexp ui`, then {tracking.ui_url('http://127.0.0.1:5000', exp_id, tracker.run_id)}", flush=True)

@@ -80,6 +80,50 @@ def _suggest(trial, name: str, spec: Mapping[str, Any]) -> Any:
     raise AaexpError(f"search space {name}: type {kind!r} is not one of float, int, categorical")
 
 
+# -- pruning: the trial's own job reports to the shared storage ---------------------------------------
+PRUNER_ATTR = "aaexp.pruner"  # study user attribute: the pruner the driver chose, read back by each trial's job
+PRUNERS = ("none", "median")
+
+
+def make_pruner(spec: Mapping[str, Any]):
+    import optuna
+
+    kind = spec.get("type", "none")
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("n_startup_trials", 2)),
+                                           n_warmup_steps=int(spec.get("n_warmup_steps", 0)))
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise AaexpError(f"hydra.sweeper.pruner.type={kind!r}: one of {', '.join(PRUNERS)}")
+
+
+class PruningReporter:
+    """Tracker watcher in a trial's job: each time the run logs `pruner.metric` (a per-epoch validation
+    value), report it to the study's storage as the trial's intermediate value and raise TrialPruned
+    when the study's pruner says so. The job may be another process or host (submitit/SLURM, Ray): it
+    gets the storage, study and trial number as the override `tracking.optuna_trial`."""
+
+    def __init__(self, spec: Mapping[str, Any]):
+        import optuna
+
+        storage = optuna.storages.get_storage(str(spec["storage"]))
+        study_id = storage.get_study_id_from_name(str(spec["study"]))
+        self.pruner_spec = dict(storage.get_study_user_attrs(study_id).get(PRUNER_ATTR) or {})
+        self.metric = self.pruner_spec.get("metric")
+        study = optuna.load_study(study_name=str(spec["study"]), storage=storage, pruner=make_pruner(self.pruner_spec))
+        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(spec["number"])))
+
+    def __call__(self, metrics: Mapping[str, float], step: int | None) -> None:
+        from aaexp.errors import TrialPruned
+
+        value = metrics.get(self.metric) if self.metric else None
+        if not _finite(value) or step is None:
+            return
+        self.trial.report(float(value), int(step))
+        if self.trial.should_prune():
+            raise TrialPruned(int(step), float(value))
+
+
 def _sweep_value(arguments: Sequence[str], key: str) -> str | None:
     """The value of `key=...` among the task overrides (the callback puts the parent's id there)."""
     for o in OverridesParser.create().parse_overrides(list(arguments)):
@@ -90,18 +134,33 @@ def _sweep_value(arguments: Sequence[str], key: str) -> str | None:
 
 class OptunaSweeper(Sweeper):
     def __init__(self, study_name: str, storage: str | None, n_trials: int, objective: str, space: Mapping[str, Any],
-                 direction: str = "minimize", seed: int | None = None, n_jobs: int = 1, **_: Any) -> None:
-        if int(n_trials) < 1 or int(n_jobs) < 1:
-            raise AaexpError(f"hydra.sweeper: n_trials={n_trials} and n_jobs={n_jobs} must both be at least 1")
-        if direction not in ("minimize", "maximize"):
-            raise AaexpError(f"hydra.sweeper.direction={direction!r}: minimize or maximize")
-        if not space:
+                 direction: str = "minimize", seed: int | None = None, n_jobs: int = 1, pruner: Mapping[str, Any] | None = None,
+                 **_: Any) -> None:
+        self.study_name, self.storage, self.n_trials, self.objective = study_name, storage, n_trials, objective
+        self.space = {str(k): dict(v) for k, v in OmegaConf.to_container(OmegaConf.create(dict(space or {}))).items()}
+        self.direction, self.seed, self.n_jobs = direction, seed, n_jobs
+        self.pruner = {str(k): v for k, v in OmegaConf.to_container(OmegaConf.create(dict(pruner or {"type": "none"}))).items()}
+
+    def _check(self) -> None:
+        """In setup(), not __init__: Hydra wraps what a constructor raises in a multi-line instantiation error."""
+        if int(self.n_trials) < 1 or int(self.n_jobs) < 1:
+            raise AaexpError(f"hydra.sweeper: n_trials={self.n_trials} and n_jobs={self.n_jobs} must both be at least 1")
+        self.n_trials, self.n_jobs = int(self.n_trials), int(self.n_jobs)
+        if self.direction not in ("minimize", "maximize"):
+            raise AaexpError(f"hydra.sweeper.direction={self.direction!r}: minimize or maximize")
+        if not self.space:
             raise AaexpError("hydra.sweeper.space is empty: name at least one key to search")
-        self.study_name, self.storage, self.n_trials, self.objective = study_name, storage, int(n_trials), objective
-        self.space = {str(k): dict(v) for k, v in OmegaConf.to_container(OmegaConf.create(dict(space))).items()}
-        self.direction, self.seed, self.n_jobs = direction, seed, int(n_jobs)
+        if self.pruner.get("type", "none") not in PRUNERS:
+            raise AaexpError(f"hydra.sweeper.pruner.type={self.pruner.get('type')!r}: one of {', '.join(PRUNERS)}")
+        if self.pruner.get("type", "none") != "none":
+            if not self.pruner.get("metric"):
+                raise AaexpError("hydra.sweeper.pruner.metric: name the per-epoch validation metric the pruner watches (e.g. val/loss)")
+            if not self.storage:
+                raise AaexpError("hydra.sweeper.pruner: trials report to the study from their own jobs, so it needs a storage "
+                                 "(hydra.sweeper.storage=sqlite:///optuna.db), not an in-memory study")
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self._check()
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function,
                                                                 config=config)
@@ -115,7 +174,8 @@ class OptunaSweeper(Sweeper):
 
         sampler = optuna.samplers.TPESampler(seed=self.seed)
         study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=sampler,
-                                    direction=self.direction, load_if_exists=True)
+                                    pruner=make_pruner(self.pruner), direction=self.direction, load_if_exists=True)
+        study.set_user_attr(PRUNER_ATTR, self.pruner)
         # A trial left RUNNING is one whose search was killed: it never reports, so close it.
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(t.number, state=TrialState.FAIL)
@@ -124,14 +184,14 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         study, TrialState = self._study()
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         left = max(0, self.n_trials - done)
         print(f"Optuna study '{self.study_name}' ({self.storage or 'in memory'}): {done} of {self.n_trials} trials done, "
               f"running {left}", flush=True)
         while left > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, left))]
             jobs = [[*arguments, *(f"{k}={t.params[k]!r}" if isinstance(t.params[k], str) else f"{k}={t.params[k]}"
-                                   for k in self._suggest_all(t))] for t in trials]
+                                   for k in self._suggest_all(t)), *self._trial_override(t)] for t in trials]
             try:
                 # job number = trial number: a resumed search in the same sweep dir gets folders of its own
                 returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
@@ -142,6 +202,11 @@ class OptunaSweeper(Sweeper):
             for t, ret in zip(trials, returns):
                 try:
                     metrics = ret.return_value  # a failed job raises here
+                    if isinstance(metrics, Mapping) and metrics.get("optuna_pruned"):
+                        study.tell(t, state=TrialState.PRUNED)
+                        print(f"trial {t.number}: pruned at step {metrics['step']} ({self.pruner['metric']} = "
+                              f"{metrics['value']:.6g})  {t.params}", flush=True)
+                        continue
                     value = metrics if isinstance(metrics, (int, float)) else objective_value(self.objective, metrics, ret.cfg)
                 except BaseException:
                     for u in trials[trials.index(t):]:
@@ -152,12 +217,24 @@ class OptunaSweeper(Sweeper):
             left -= len(trials)
         return self._report_best(study, arguments)
 
+    def _trial_override(self, trial) -> list[str]:
+        """With a pruner, the job reports to the study itself: it gets where the study is and which trial it is."""
+        if self.pruner.get("type", "none") == "none":
+            return []
+        storage = _absolute_sqlite(self.storage)
+        return [f"tracking.optuna_trial={{storage:'{storage}',study:'{self.study_name}',number:{trial.number}}}"]
+
     def _suggest_all(self, trial) -> list[str]:
         for name, spec in self.space.items():
             _suggest(trial, name, spec)
         return list(self.space)
 
     def _report_best(self, study, arguments: Sequence[str]) -> dict:
+        from optuna.trial import TrialState
+
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            print("no trial ran to the end (all pruned): no best trial", flush=True)
+            return {"best_params": None, "best_value": None}
         best = study.best_trial
         print(f"best trial {best.number}: {self.objective} = {best.value:.6g}; params: "
               + " ".join(f"{k}={v}" for k, v in best.params.items()), flush=True)
@@ -170,3 +247,12 @@ class OptunaSweeper(Sweeper):
             for k, v in tags.items():
                 tracking._retry(cl.set_tag, parent, k, v)
         return {"best_params": best.params, "best_value": best.value}
+
+
+def _absolute_sqlite(url: str) -> str:
+    """sqlite:///optuna.db is relative to where the search runs; a job may start elsewhere (its own folder, a node)."""
+    from pathlib import Path
+
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
+    return url

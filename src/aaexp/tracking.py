@@ -142,6 +142,7 @@ class Tracker:
         self.client = cl
         self.run_id = run_id
         self.default_step = 0   # MLflow step of values logged without one (a study may move it on)
+        self.watchers: list = []  # called with (metrics, step) after each log_metrics (the Optuna pruning reporter)
 
     # -- values ----------------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -159,6 +160,8 @@ class Tracker:
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), 1000):
             _retry(self.client.log_batch, self.run_id, metrics=items[i : i + 1000])
+        for watch in self.watchers:
+            watch(metrics, step)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -218,9 +221,13 @@ def start_run(
     try:
         yield tracker
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        from aaexp.errors import TrialPruned
+
+        status = "KILLED" if isinstance(exc, (KeyboardInterrupt, TrialPruned)) else "FAILED"
+        tags = ({"optuna_pruned": "true", "optuna_pruned_step": str(exc.step)} if isinstance(exc, TrialPruned)
+                else {"error": f"{type(exc).__name__}: {exc}"})
         with contextlib.suppress(Exception):
-            tracker.set_tags({"error": f"{type(exc).__name__}: {exc}"})
+            tracker.set_tags(tags)
         with contextlib.suppress(Exception):
             _retry(cl.set_terminated, run_id, status=status)
         raise

@@ -79,7 +79,7 @@ def test_defaults_are_the_reference_configuration():
 
 
 def test_experiment_files_are_short_and_show_their_command():
-    for name in list(WEIGHTS) + ["lambda_1.0"]:
+    for name in WEIGHTS:
         lines = (CONF_DIR / "experiment" / f"{name}.yaml").read_text().splitlines()
         assert len(lines) < 30, name
         assert lines[0] == "# @package _global_" and f"+experiment={name}" in lines[1]

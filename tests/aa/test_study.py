@@ -245,13 +245,13 @@ def test_small_demo_lowers_validation_loss_and_the_students_aliasing(tmp_path, m
 @pytest.mark.slow
 def test_resume_after_epoch_1_matches_an_uninterrupted_run(tmp_path, mlflow_uri, monkeypatch):
     from aaexp.aa.models import load_model
-    from aaexp.aa.train import checkpoint
+    from aaexp.training import checkpoint
 
     assert train(tmp_path, "+experiment=lambda_0.3", *TINY, run="whole") == 0
     save = checkpoint.save
 
-    def save_then_interrupt(path, student, optimizer, state, *rest):
-        out = save(path, student, optimizer, state, *rest)
+    def save_then_interrupt(path, state, *rest):
+        out = save(path, state, *rest)
         if state.epoch == 1:
             raise KeyboardInterrupt  # as if Ctrl-C right after epoch 1's checkpoint
         return out

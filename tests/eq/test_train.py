@@ -24,27 +24,27 @@ class _Tracker:
         self.rows.append((step, dict(m)))
 
 
-def _ctx(tmp_path, tracker, resumed=False):
-    return SimpleNamespace(out_dir=tmp_path, device=torch.device("cpu"), progress=False, resumed=resumed,
+def _ctx(tmp_path, tracker, cfg, max_epochs, checkpoint_every, resumed=False):
+    cfg = OmegaConf.merge(cfg, {"trainer": {"max_epochs": max_epochs, "checkpoint_every": checkpoint_every}})
+    return SimpleNamespace(cfg=cfg, out_dir=tmp_path, device=torch.device("cpu"), progress=False, resumed=resumed,
                            log=logging.getLogger("test"), tracker=tracker)
 
 
 def _setup(seed=0):
-    cfg = compose(["+experiment=eq_v2", "model.hidden=[16]", "model.latent_dim=4", "model.embed_dim=8"])
+    cfg = compose(["+experiment=eq_v2", "model.hidden=[16]", "model.latent_dim=4", "model.embed_dim=8", "trainer.batch_size=8"])
     ranges = PluginRanges.from_cfg(cfg.data.plugin)
     torch.manual_seed(seed)
     model = eq_model.build(cfg.model, ranges)
     g = torch.Generator().manual_seed(1)
     y = torch.arange(40) % 2
     x = torch.rand(40, 13, generator=g) * 0.2 + 0.4 + 0.3 * y[:, None]  # two separable clusters in [0, 1]
-    recipe = OmegaConf.merge(cfg.model.recipe, {"batch_size": 8})
-    return model, Tensors(x[:32], y[:32], x[32:], y[32:]), recipe, cfg.loss
+    return model, Tensors(x[:32], y[:32], x[32:], y[32:]), cfg, cfg.loss
 
 
 def test_learns_and_logs(tmp_path):
-    model, data, recipe, loss = _setup()
+    model, data, cfg, loss = _setup()
     tr = _Tracker()
-    res = train(_ctx(tmp_path, tr), model, data, recipe, loss, n_epochs=20, checkpoint_every=10)
+    res = train(_ctx(tmp_path, tr, cfg, 20, 10), model, data, loss)
     first, last = tr.rows[0][1], tr.rows[-1][1]
     assert [s for s, _ in tr.rows] == list(range(1, 21))
     assert last["train/recon"] < 0.5 * first["train/recon"]
@@ -55,28 +55,28 @@ def test_learns_and_logs(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
-    model, data, recipe, loss = _setup()
+    model, data, cfg, loss = _setup()
     torch.manual_seed(5)
     (tmp_path / "a").mkdir()
-    train(_ctx(tmp_path / "a", _Tracker()), model, data, recipe, loss, n_epochs=6, checkpoint_every=2)
+    train(_ctx(tmp_path / "a", _Tracker(), cfg, 6, 2), model, data, loss)
     whole = {k: v.clone() for k, v in model.state_dict().items()}
 
     model2, *_ = _setup()
     torch.manual_seed(5)
     (tmp_path / "b").mkdir()
     with pytest.raises(KeyboardInterrupt):  # killed while logging epoch 5: the epoch-4 checkpoint survives
-        train(_ctx(tmp_path / "b", _Tracker(fail_at_step=5)), model2, data, recipe, loss, n_epochs=6, checkpoint_every=2)
+        train(_ctx(tmp_path / "b", _Tracker(fail_at_step=5), cfg, 6, 2), model2, data, loss)
     model3, *_ = _setup(seed=123)  # a fresh process: different init, RNG restored from the checkpoint
     tr = _Tracker()
-    res = train(_ctx(tmp_path / "b", tr, resumed=True), model3, data, recipe, loss, n_epochs=6, checkpoint_every=2)
+    res = train(_ctx(tmp_path / "b", tr, cfg, 6, 2, resumed=True), model3, data, loss)
     assert res.resumed_from == 4 and [s for s, _ in tr.rows] == [5, 6]
     for k, v in model3.state_dict().items():
         torch.testing.assert_close(v, whole[k], rtol=0, atol=0)
 
 
 def test_divergence_is_reported(tmp_path):
-    model, data, recipe, loss = _setup()
+    model, data, cfg, loss = _setup()
     bad = Tensors(data.x_train.clone(), data.y_train, data.x_val, data.y_val)
     bad.x_train[3, 2] = float("nan")
     with pytest.raises(TrainingDiverged, match="diverged"):
-        train(_ctx(tmp_path, _Tracker()), model, bad, recipe, loss, n_epochs=2, checkpoint_every=1)
+        train(_ctx(tmp_path, _Tracker(), cfg, 2, 1), model, bad, loss)

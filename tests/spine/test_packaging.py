@@ -16,6 +16,7 @@ def test_wheel_carries_the_config_tree_and_composes_from_it(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "aaexp/conf/config.yaml" in names
     assert any(n.startswith("aaexp/conf/experiment/") for n in names)
+    assert {"aaexp/report_html/templates/aa.html.j2", "aaexp/report_html/templates/other.html.j2"} <= names   # aaexp report --html
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Compose from the unpacked wheel in a folder far from the repo: no editable path involved.

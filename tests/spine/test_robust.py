@@ -135,8 +135,8 @@ def test_bad_numbers_are_refused_before_any_work(tmp_path, mlflow_uri, capsys, o
     assert not (tmp_path / "run" / "mlflow_run_id.txt").exists()
 
 
-@pytest.mark.parametrize("study, override", [("eq", "trainer.checkpoint_every=0"), ("eq", "model.recipe.batch_size=1"),
-                                             ("tnca", "trainer.iterations=0"), ("tnca", "trainer.growth_steps=-3")])
+@pytest.mark.parametrize("study, override", [("eq", "trainer.checkpoint_every=0"), ("eq", "trainer.batch_size=1"),
+                                             ("tnca", "trainer.steps=0"), ("tnca", "trainer.growth_steps=-3")])
 def test_every_study_checks_its_numbers(study, override):
     from aaexp.checks import check_numbers
     from aaexp.config import compose

@@ -70,9 +70,10 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     from aaexp.tracking import client
 
     out = tmp_path / "run"
-    args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin_path(), "trainer.growth_steps=12", "trainer.lr=5e-3", "trainer.log_every=5",
+    args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin_path(), "trainer.growth_steps=12", "trainer.lr=5e-3",
+            "trainer.log_every_n_steps=5",
             "trainer.image_every=30", "trainer.checkpoint_every=10"]
-    assert main(["train", *args, "trainer.iterations=30", f"hydra.run.dir={out}"]) == 0
+    assert main(["train", *args, "trainer.steps=30", f"hydra.run.dir={out}"]) == 0
     cl = client(mlflow_uri)
     run = cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])[0]
     assert run.info.status == "FINISHED"
@@ -93,9 +94,9 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     assert run.data.tags["tnca.contract"] == "bigvgan_v2_22khz_80band_256x"
 
     # resume=<run dir> continues the same MLflow run from the last checkpoint (iteration 30).
-    assert torch.load(out / study.CHECKPOINT, weights_only=False)["iteration"] == 30
-    assert main(["train", *args, "trainer.iterations=34", f"resume={out}", f"hydra.run.dir={tmp_path / 'other'}"]) == 0
-    assert torch.load(out / study.CHECKPOINT, weights_only=False)["iteration"] == 34
+    assert torch.load(out / study.CHECKPOINT, weights_only=False)["state"]["step"] == 30
+    assert main(["train", *args, "trainer.steps=34", f"resume={out}", f"hydra.run.dir={tmp_path / 'other'}"]) == 0
+    assert torch.load(out / study.CHECKPOINT, weights_only=False)["state"]["step"] == 34
     runs = cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = sorted(m.step for m in cl.get_metric_history(run.info.run_id, "loss/total"))
@@ -103,7 +104,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
 
     # Runs with several outputs finish too (one comparison row per output, mixed vocoding).
     for exp, extra in [("tnca_multiscale", []), ("tnca_dual", ["model.vocoder.source=mix"])]:
-        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.iterations=1", *extra,
+        assert main(["train", f"+experiment={exp}", *TINY, violin_path(), "trainer.steps=1", *extra,
                      f"hydra.run.dir={tmp_path / exp}"]) == 0
         audio, sr = load_audio(tmp_path / exp / "grown.wav")
         assert sr == 22050 and len(audio) == 24 * 256  # 0.2 s padded to 24 frames; BigVGAN framing: hop per frame
@@ -159,7 +160,7 @@ def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, fail
     from aaexp.errors import TrainingDiverged
     from aaexp.runner import RunContext
 
-    cfg, s = build("tnca_baseline", "trainer.iterations=5", "trainer.checkpoint_every=10", "trainer.log_every=1")
+    cfg, s = build("tnca_baseline", "trainer.steps=5", "trainer.checkpoint_every=10", "trainer.log_every_n_steps=1")
     ctx = RunContext(cfg, torch.device("cpu"), RecordingTracker(), tmp_path, False, False, logging.getLogger("t"))
     real, calls = study.compute_loss, []
 
@@ -179,7 +180,7 @@ def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, fail
     if failure == "nan":
         assert not saved.exists()  # no checkpoint was due; a diverged state is never saved
     else:
-        assert torch.load(saved, weights_only=False)["iteration"] == 2  # Ctrl-C keeps the two finished
+        assert torch.load(saved, weights_only=False)["state"]["step"] == 2  # Ctrl-C keeps the two finished
     assert [step for step, _ in ctx.tracker.metrics] == [1, 2]
 
 
@@ -189,7 +190,7 @@ def test_a_dead_grid_is_reported(tmp_path):
     from aaexp.runner import RunContext
 
     # An alive-channel bias of -1 clamps every alpha to 0 in the first step: nothing lives.
-    cfg, s = build("tnca_baseline", "trainer.iterations=2", "trainer.log_every=1", "model.nca.alpha_bias_init=-1.0")
+    cfg, s = build("tnca_baseline", "trainer.steps=2", "trainer.log_every_n_steps=1", "model.nca.alpha_bias_init=-1.0")
     ctx = RunContext(cfg, torch.device("cpu"), RecordingTracker(), tmp_path, False, False, logging.getLogger("t"))
     st = study.train(ctx, s)
     assert st.died_at == 1 and ctx.tracker.tags == {"tnca.grid_died_at": 1}

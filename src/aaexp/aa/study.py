@@ -22,7 +22,6 @@ from aaexp.aa.train import data as tone_data
 from aaexp.aa.train.framing import Framing
 from aaexp.aa.train.target_watch import TargetWatch
 from aaexp.aa.train.trainer import Trainer
-from aaexp.device import cpu_threads
 from aaexp.errors import AaexpError
 
 
@@ -76,7 +75,7 @@ def export_students(ctx, student: AmpModel, best_path: Path, note: str, target_p
             continue
         model = copy.deepcopy(student)
         blob = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(blob["student"])
+        model.load_state_dict(blob["model"])
         out[name] = export_model(model, folder / f"student_{name}{student.file_suffix}",
                                  note=f"{note}; {what}, epoch {blob['epoch']}, update {blob.get('step', 'n/a')}")
     for p in out.values():
@@ -86,11 +85,6 @@ def export_students(ctx, student: AmpModel, best_path: Path, note: str, target_p
 
 def run(ctx) -> dict[str, float]:
     """Train one student (see module docstring); returns the final metrics."""
-    with cpu_threads(ctx.cfg.trainer.get("cpu_threads"), ctx.device):
-        return _run(ctx)
-
-
-def _run(ctx) -> dict[str, float]:
     cfg, log = ctx.cfg, ctx.log
     # Targets and evaluation from a float64 teacher (data.target_dtype); the student trains in model.dtype.
     teacher, t_path = load_teacher(cfg.model, ctx.device, str(cfg.data.target_dtype))

@@ -17,6 +17,7 @@ from aaexp.eq import model as eq_model
 from aaexp.eq import normalise
 from aaexp.eq.params import PluginRanges
 from aaexp.errors import AaexpError
+from aaexp.files import atomic_save
 
 FORMAT = "aaexp-eq-autoencoder"
 VERSION = 1
@@ -50,7 +51,7 @@ class TrainedEq:
 
 def save_model(path: str | Path, trained: TrainedEq, model_cfg, plugin_cfg, metadata: dict) -> Path:
     path = Path(path)
-    torch.save({
+    atomic_save({
         "format": FORMAT, "version": VERSION, "metadata": dict(metadata),
         "model_config": OmegaConf.to_container(model_cfg, resolve=True),
         "plugin_config": OmegaConf.to_container(plugin_cfg, resolve=True),

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from aaexp import undefined
-from aaexp.device import cpu_threads
 from aaexp.eq import data as eq_data
 from aaexp.eq import evaluation, normalise, plots
 from aaexp.eq import model as eq_model
@@ -45,11 +44,6 @@ def _verdict(m: dict[str, float], ev: evaluation.Evaluation) -> str:
 
 def run(ctx) -> dict[str, float]:
     """The study entry (`study.entry`): returns the final eval/* metrics."""
-    with cpu_threads(ctx.cfg.trainer.get("cpu_threads"), ctx.device):
-        return _run(ctx)
-
-
-def _run(ctx) -> dict[str, float]:
     cfg, log = ctx.cfg, ctx.log
     ranges = PluginRanges.from_cfg(cfg.data.plugin)
     data = eq_data.load(cfg.data)
@@ -68,12 +62,12 @@ def _run(ctx) -> dict[str, float]:
     x_tr, y_tr = _tensors(data, norm, vocab, train_idx, ctx.device)
     x_va, y_va = _tensors(data, norm, vocab, val_idx, ctx.device)
     model = eq_model.build(cfg.model, ranges).to(ctx.device)
-    recipe = cfg.model.recipe
-    n_epochs = int(cfg.trainer.epochs if cfg.trainer.epochs is not None else recipe.epochs)
+    tr = cfg.trainer
+    n_epochs = int(tr.max_epochs)
     log.info("EQ %s: %d weights, %d epochs, batch %d, lr %g, contrastive weight %g -> %g", cfg.model.name,
-             sum(p.numel() for p in model.parameters()), n_epochs, recipe.batch_size, recipe.lr,
+             sum(p.numel() for p in model.parameters()), n_epochs, tr.batch_size, tr.lr,
              cfg.loss.weights.contrastive.start, cfg.loss.weights.contrastive.end)
-    result = train(ctx, model, Tensors(x_tr, y_tr, x_va, y_va), recipe, cfg.loss, n_epochs, int(cfg.trainer.checkpoint_every))
+    result = train(ctx, model, Tensors(x_tr, y_tr, x_va, y_va), cfg.loss)
 
     trained = TrainedEq(model, norm, ranges, {})
     ev = evaluation.evaluate(trained, data, train_idx, val_idx, cfg.eval)

@@ -1,19 +1,18 @@
 """`run(ctx)`: grow the violin's spectrogram with an NCA, vocode it, measure it, log it all.
 
-Per `trainer.log_every` iterations: loss terms and the edge-artifact metric; per
+Training runs on the spine's loop, one update per unit (`trainer.steps`). Every
+`trainer.log_every_n_steps` steps: loss terms and the edge-artifact metric; every
 `trainer.image_every`: a grown-vs-target image; at the end: the vocoded audio (grown.wav), the
 target vocoded by the same vocoder (the vocoder's ceiling), audio measures of both against the
-target file, a growth GIF, the model. A checkpoint every `trainer.checkpoint_every` iterations
-lets `resume=true` continue an interrupted run.
+target file, a growth GIF, the model. A checkpoint every `trainer.checkpoint_every` steps (and on
+Ctrl-C) lets `resume=true` continue an interrupted run.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,8 +20,8 @@ import torch
 from omegaconf import OmegaConf
 
 from aaexp import undefined
-from aaexp.errors import AaexpError, TrainingDiverged
-from aaexp.progress import bar
+from aaexp.errors import AaexpError
+from aaexp.files import atomic_save
 from aaexp.tnca import contract as ct
 from aaexp.tnca import measures, plots
 from aaexp.tnca.audio_io import write_audio
@@ -31,6 +30,7 @@ from aaexp.tnca.losses import MultiResolutionSTFTLoss, SpectrogramLoss
 from aaexp.tnca.nca import OutputSpec, SpectrogramNCA, output_specs
 from aaexp.tnca.target import Target, load_target
 from aaexp.tnca.vocoders import GriffinLimVocoder, build_vocoder
+from aaexp.training.loop import Loop, LoopState, Task
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -52,13 +52,10 @@ class Setup:
 
 
 @dataclass
-class TrainState:
-    """Everything that changes while training (and goes into a checkpoint)."""
+class TrainState(LoopState):
+    """The loop's counters (`step` = iterations done) and the first logged step with no live cell left."""
 
-    iteration: int = 0
-    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    clock: tuple[float, int] | None = None  # (time, iteration) when this process started training
-    died_at: int | None = None  # first logged iteration with no live cell left
+    died_at: int | None = None
 
 
 def _check_outputs(specs: list[OutputSpec], vcfg: Mapping[str, Any], c: VocoderContract) -> None:
@@ -131,84 +128,83 @@ def edge_metric(s: Setup, outs: Mapping[str, torch.Tensor], frames: int) -> dict
     return {f"edge/{k}": v for k, v in measures.edge_energy(energy(outs[name]), energy(s.target.spectrograms[name]), frames).items()}
 
 
-def _save_checkpoint(path: Path, s: Setup, opt: torch.optim.Optimizer, st: TrainState) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": s.model.state_dict(), "optimizer": opt.state_dict(), "iteration": st.iteration,
-                "history": st.history, "died_at": st.died_at, "torch_rng": torch.get_rng_state()}, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
-
-
-def _load_checkpoint(path: Path, s: Setup, opt: torch.optim.Optimizer) -> TrainState:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    s.model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    torch.set_rng_state(ck["torch_rng"])
-    return TrainState(ck["iteration"], ck["history"], died_at=ck.get("died_at"))
-
-
 def _numpy(outs: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {k: v.detach()[0].cpu().numpy() for k, v in outs.items()}
 
 
+class _GrowTask(Task):
+    """One growth + update per unit; logging, images and the dead-grid check when they fall due."""
+
+    def __init__(self, ctx, s: Setup, opt: torch.optim.Optimizer):
+        self.ctx, self.s, self.opt, self.tr = ctx, s, opt, ctx.cfg.trainer
+        self.clock: tuple[float, int] | None = None   # (time, step) when this process started training
+        self.x = self.outs = self.terms = None
+
+    def begin(self, loop, state, fresh):
+        self.clock = (time.perf_counter(), state.step)
+
+    def items(self, unit, state):
+        return (None,)
+
+    def step(self, item, state):
+        s, tr = self.s, self.tr
+        s.model.train()
+        self.x = s.model.grow(int(tr.growth_steps))
+        self.outs = s.model.readout(self.x)
+        self.terms = compute_loss(s, self.outs)
+        total = self.terms["loss/total"]
+        self.loop.check(total, self.terms, state.epoch + 1, state.step + 1)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if tr.grad_clip:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), float(tr.grad_clip))
+        self.opt.step()
+        state.step += 1
+        return {"loss": total.detach()}
+
+    def end_unit(self, unit, state, means, started):
+        it, last = state.step, int(self.tr.steps)
+        if not (it % int(self.tr.log_every_n_steps) == 0 or it in (1, last)):   # 1: the starting point
+            return {}
+        vals = {k: v.item() for k, v in self.terms.items()}
+        vals.update(edge_metric(self.s, self.outs, int(self.ctx.cfg.eval.edge_frames)))
+        vals["nca/alive_fraction"] = self.s.model.alive_fraction(self.x)
+        if vals["nca/alive_fraction"] == 0.0 and state.died_at is None:
+            state.died_at = it
+            self.ctx.log.warning("tnca: every cell is dead at iteration %d; the grid cannot change any more "
+                                 "(try a lower trainer.lr)", it)
+            self.ctx.tracker.set_tags({"tnca.grid_died_at": it})
+        t0, done0 = self.clock
+        vals["perf/iter_per_s"] = (it - done0) / max(time.perf_counter() - t0, 1e-9)
+        return vals
+
+    def after_unit(self, state, metrics):
+        if state.step % int(self.tr.image_every) == 0:
+            s = self.s
+            hop_s = s.contract.hop_length / s.contract.sample_rate
+            fig = plots.outputs_figure(_numpy(self.outs), _numpy(s.target.spectrograms), hop_s, s.contract.compression,
+                                       f"iteration {state.step}")
+            self.ctx.tracker.log_figure(fig, f"plots/growth/iter_{state.step:06d}.png")
+
+
 def train(ctx, s: Setup) -> TrainState:
     """The optimisation loop; returns the final state. Ctrl-C saves a checkpoint before stopping."""
-    tr = ctx.cfg.trainer
-    opt = torch.optim.Adam(s.model.parameters(), lr=float(tr.lr))
-    ck_path = ctx.out_dir / CHECKPOINT
-    st = _load_checkpoint(ck_path, s, opt) if ctx.resumed and ck_path.is_file() else TrainState()
-    if st.iteration:
-        ctx.log.info("resumed from %s at iteration %d", ck_path, st.iteration)
-    try:
-        pbar = bar(range(st.iteration, int(tr.iterations)), enabled=ctx.progress, desc="tnca", initial=st.iteration,
-                   total=int(tr.iterations))
-        for _ in pbar:
-            pbar.set_postfix(loss=f"{_iteration(ctx, s, opt, st, ck_path):.4g}")
-    except KeyboardInterrupt:  # keep the finished iterations: `resume=` continues from here
-        _save_checkpoint(ck_path, s, opt, st)
-        raise
-    _save_checkpoint(ck_path, s, opt, st)
-    return st
+    opt = torch.optim.Adam(s.model.parameters(), lr=float(ctx.cfg.trainer.lr))
+    task = _GrowTask(ctx, s, opt)
+    task.loop = Loop(ctx, s.model, opt, ctx.out_dir / CHECKPOINT, unit="step", state_cls=TrainState, progress="units",
+                     desc="tnca")
+    state, _ = task.loop.fit(task)
+    return state
 
 
-def _iteration(ctx, s: Setup, opt: torch.optim.Optimizer, st: TrainState, ck_path: Path) -> float:
-    """One growth + update, then the logging, images and checkpoints that fall due; returns the loss."""
-    tr, tracker = ctx.cfg.trainer, ctx.tracker
-    if st.clock is None:
-        st.clock = (time.perf_counter(), st.iteration)
-    s.model.train()
-    x = s.model.grow(int(tr.growth_steps))
-    outs = s.model.readout(x)
-    terms = compute_loss(s, outs)
-    total = terms["loss/total"]
-    if not torch.isfinite(total):
-        raise TrainingDiverged(f"loss became {total.item()} at iteration {st.iteration + 1}; last checkpoint: {ck_path}")
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    if tr.grad_clip:
-        torch.nn.utils.clip_grad_norm_(s.model.parameters(), float(tr.grad_clip))
-    opt.step()
-    st.iteration += 1
-    if st.iteration % int(tr.log_every) == 0 or st.iteration in (1, int(tr.iterations)):  # 1: the starting point
-        vals = {k: v.item() for k, v in terms.items()}
-        vals.update(edge_metric(s, outs, int(ctx.cfg.eval.edge_frames)))
-        vals["nca/alive_fraction"] = s.model.alive_fraction(x)
-        if vals["nca/alive_fraction"] == 0.0 and st.died_at is None:
-            st.died_at = st.iteration
-            ctx.log.warning("tnca: every cell is dead at iteration %d; the grid cannot change any more "
-                            "(try a lower trainer.lr)", st.iteration)
-            tracker.set_tags({"tnca.grid_died_at": st.iteration})
-        t0, done0 = st.clock
-        vals["perf/iter_per_s"] = (st.iteration - done0) / max(time.perf_counter() - t0, 1e-9)
-        for k, v in vals.items():
-            st.history.setdefault(k, []).append((st.iteration, v))
-        tracker.log_metrics(vals, step=st.iteration)
-    if st.iteration % int(tr.image_every) == 0:
-        hop_s = s.contract.hop_length / s.contract.sample_rate
-        fig = plots.outputs_figure(_numpy(outs), _numpy(s.target.spectrograms), hop_s, s.contract.compression, f"iteration {st.iteration}")
-        tracker.log_figure(fig, f"plots/growth/iter_{st.iteration:06d}.png")
-    if st.iteration % int(tr.checkpoint_every) == 0:
-        _save_checkpoint(ck_path, s, opt, st)
-    return total.item()
+def curves(st: TrainState) -> dict[str, list[tuple[int, float]]]:
+    """The logged metrics as {name: [(step, value), ...]}."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in st.history:
+        for k, v in row.items():
+            if k != "epoch":
+                out.setdefault(k, []).append((row["epoch"], v))
+    return out
 
 
 def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
@@ -231,7 +227,7 @@ def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
     mc = measures.measure(ceiling, c.sample_rate, tgt.source, tgt.source_sr, ecfg)
     final.update({k if "/" in k else f"audio/{k}": v for k, v in m.items()})
     final.update({f"ceiling/{k.split('/', 1)[-1]}": v for k, v in mc.items() if not k.startswith("reference/")})
-    tracker.log_metrics(final, step=st.iteration)
+    tracker.log_metrics(final, step=st.step)
     tracker.set_tags(undefined.tags(measures.undefined_reasons(final)))  # e.g. the centroid of a silent growth
 
     write_audio(out / "grown.wav", audio, c.sample_rate)
@@ -243,7 +239,7 @@ def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
     hop_s = c.hop_length / c.sample_rate
     tracker.log_figure(plots.outputs_figure(_numpy(outs), _numpy(tgt.spectrograms), hop_s, c.compression, "final"), "plots/final.png")
     if st.history:
-        tracker.log_figure(plots.loss_curve({k: v for k, v in st.history.items() if k.startswith("loss/")}), "plots/loss.png")
+        tracker.log_figure(plots.loss_curve({k: v for k, v in curves(st).items() if k.startswith("loss/")}), "plots/loss.png")
     if tr.growth_gif and states:
         spec0 = s.specs[0]
         every = max(1, math.ceil(len(states) / int(tr.gif_frames)))
@@ -251,7 +247,7 @@ def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
         t0 = tgt.spectrograms[spec0.name]
         plots.growth_gif(frames, out / "growth.gif", float(t0.min()), float(t0.max()))
         tracker.log_artifact(out / "growth.gif", "plots")
-    torch.save(s.model.state_dict(), out / "nca.pt")
+    atomic_save(s.model.state_dict(), out / "nca.pt")
     tracker.log_artifact(out / "nca.pt", "model")
     return final
 

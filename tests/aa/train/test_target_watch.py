@@ -106,12 +106,12 @@ def test_stop_at_target_stops_at_the_first_pass_and_exports_that_student(tmp_pat
 
 @pytest.mark.slow
 def test_resume_keeps_the_update_and_wall_time_counters(tmp_path, mlflow_uri, monkeypatch):
-    from aaexp.aa.train import checkpoint
+    from aaexp.training import checkpoint
     save = checkpoint.save
     seen = {}
 
-    def save_then_interrupt(path, student, optimizer, state, *rest):
-        out = save(path, student, optimizer, state, *rest)
+    def save_then_interrupt(path, state, *rest):
+        out = save(path, state, *rest)
         if state.epoch == 1:
             seen.update(step=state.step, wall=state.wall_s)
             raise KeyboardInterrupt

@@ -9,18 +9,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aaexp.aa.train.trainer import Trainer
+from aaexp.training.loop import Loop
 from tests.aa.test_study import TINY, finished_runs, history, nan_from_step, train
 
 
 def _deferred(monkeypatch):
-    init = Trainer.__init__
+    init = Loop.__init__
 
     def gpu_like(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self.sync_each_step = False
 
-    monkeypatch.setattr(Trainer, "__init__", gpu_like)
+    monkeypatch.setattr(Loop, "__init__", gpu_like)
 
 
 @pytest.mark.slow

@@ -57,10 +57,35 @@ def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def _fmt(v: float, passed: bool | None) -> str:
+def format_db(v: float, passed: bool | None) -> str:
+    """A table cell: the value in dB to 0.1, ✓ below its threshold, ✗ at or above; n/a for NaN."""
     if math.isnan(v):
         return "n/a"
     return f"{v:7.1f} {'✓' if passed else '✗'}"
+
+
+def header_lines(meta: dict) -> list[str]:
+    """The two lines above a table: the grid (rate, window, tones, levels, grouping) and the thresholds."""
+    m = meta
+    lv = ", ".join(f"{v:g}" for v in m["levels_dbfs"])
+    thr = m["thresholds"]
+    return [f"fs {m['fs']} Hz · window N={m['n_window']} ({m['window_s']:.3f} s) · {m['n_tones']} tones "
+            f"{m['f_min_hz']:.1f}–{m['f_max_hz']:.0f} Hz at {lv} dBFS (snapped ≤ {m['max_snap_cents']:.2f} cents) "
+            f"· group_by={m['group_by']}",
+            f"band value = power mean over its tones; ✓ below threshold (NMR-S < {thr['nmr_s_db']:g} dB inaudible, "
+            f"HESR-R < {thr['hesr_r_db']:g} dB good), ✗ at or above; floor {m['floor_db']:g} dB"]
+
+
+def oversample_lines(meta: dict) -> list[str]:
+    """One line per oversampling factor in an evaluation's meta (table.json "meta"): its filter and its cost."""
+    out = []
+    for o in meta.get("oversample", []):
+        f = o["filter"]
+        out.append(f"{o['model']}: the teacher at {o['factor']}·fs (resample_poly, Kaiser β={f['beta']:g}, {f['taps']} taps, "
+                   f"pass ≤ {f['pass_edge_re_nyquist']:g}·fs/2, stop ≥ fs/2 at {f['stopband_db']:g} dB); cost "
+                   f"{o['cost_vs_teacher']:.1f}× the teacher's evaluation time (model runs {o['run_cost_vs_teacher']:.1f}×, "
+                   f"{o['run_s'] + o['score_s']:.1f} s)")
+    return out
 
 
 @dataclass
@@ -123,37 +148,23 @@ class EvalResult:
 
     # -- text ------------------------------------------------------------------------------------
     def header(self) -> list[str]:
-        m = self.meta
-        lv = ", ".join(f"{v:g}" for v in m["levels_dbfs"])
-        thr = m["thresholds"]
-        return [f"fs {m['fs']} Hz · window N={m['n_window']} ({m['window_s']:.3f} s) · {m['n_tones']} tones "
-                f"{m['f_min_hz']:.1f}–{m['f_max_hz']:.0f} Hz at {lv} dBFS (snapped ≤ {m['max_snap_cents']:.2f} cents) "
-                f"· group_by={m['group_by']}",
-                f"band value = power mean over its tones; ✓ below threshold (NMR-S < {thr['nmr_s_db']:g} dB inaudible, "
-                f"HESR-R < {thr['hesr_r_db']:g} dB good), ✗ at or above; floor {m['floor_db']:g} dB"]
+        return header_lines(self.meta)
 
     def _table_lines(self) -> list[list[str]]:
         lines = []
         for band in [b.name for b in self.bands] + ["all"]:
             for k, name in enumerate(self.names):
                 r = next(r for r in self.models[name].rows if r["band"] == band)
-                hesr = _fmt(r["hesr_r_db"], r["hesr_r_pass"])
+                hesr = format_db(r["hesr_r_db"], r["hesr_r_pass"])
                 if r["n_tones_hesr"] != r["n_tones"] and r["n_tones_hesr"]:
                     hesr += f" ({r['n_tones_hesr']})"
                 lines.append([band if k == 0 else "", str(r["n_tones"]) if k == 0 else "", name,
-                              _fmt(r["nmr_s_db"], r["nmr_s_pass"]), hesr])
+                              format_db(r["nmr_s_db"], r["nmr_s_pass"]), hesr])
         return lines
 
     def oversample_lines(self) -> list[str]:
         """One line per oversampling factor: its filter and its cost against the plain teacher."""
-        out = []
-        for o in self.meta.get("oversample", []):
-            f = o["filter"]
-            out.append(f"{o['model']}: the teacher at {o['factor']}·fs (resample_poly, Kaiser β={f['beta']:g}, {f['taps']} taps, "
-                       f"pass ≤ {f['pass_edge_re_nyquist']:g}·fs/2, stop ≥ fs/2 at {f['stopband_db']:g} dB); cost "
-                       f"{o['cost_vs_teacher']:.1f}× the teacher's evaluation time (model runs {o['run_cost_vs_teacher']:.1f}×, "
-                       f"{o['run_s'] + o['score_s']:.1f} s)")
-        return out
+        return oversample_lines(self.meta)
 
     def format_table(self) -> str:
         """The per-band table as aligned text, with header, oversampling cost, verdict and warnings."""

@@ -13,12 +13,12 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from aaexp.files import atomic_write_text
 
 from . import lstm_io, proteus_io, wavenet_io
 from .amp_model import AmpModel, ModelSource
@@ -159,17 +159,9 @@ def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _atomic_write_json(path: Path, doc: dict, indent: int | None) -> None:
-    """Write via a temporary file in the same folder, so a failure never leaves half a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=indent, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_json(path: Path, doc: dict, indent: int | None) -> None:
+    """Atomically, so a failure never leaves half a model."""
+    atomic_write_text(path, json.dumps(doc, indent=indent, allow_nan=False))
 
 
 def export_model(model: AmpModel, path: str | Path, note: str = "") -> Path:
@@ -201,5 +193,5 @@ def export_model(model: AmpModel, path: str | Path, note: str = "") -> Path:
             doc["sample_rate"] = _number(model.sample_rate)
         doc["metadata"] = _with_note(doc.get("metadata"), model, note)
         indent = 2  # as GuitarML writes them
-    _atomic_write_json(path, doc, indent)
+    _write_json(path, doc, indent)
     return path

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from aaexp.aa.signal.bandlimit import harmonic_mask, harmonic_part
 from aaexp.aa.signal.tones import analysis_length, midi_to_hz, sine_batch, snap_f0
-from aaexp.aa.train.checkpoint import atomic_save
 from aaexp.errors import AaexpError
+from aaexp.files import atomic_save
 from aaexp.progress import bar
 
 CACHE_VERSION = 1  # bump when the cached layout or the target computation changes

@@ -1,8 +1,9 @@
-"""The anti-aliasing training loop: Adam over the tone set, validation, checkpoints, logging.
+"""The anti-aliasing training task: Adam over the tone set, validation, the time budget and target watch.
 
 One epoch = every training tone once, in a seeded shuffled order, in batches; each batch takes one
 optimiser step per truncated-BPTT frame. After each epoch: validation on the fixed validation
-tones, per-epoch metrics to MLflow, a resumable checkpoint, and the best student so far kept.
+tones. The life cycle around it (checkpoints, resume, best student, NaN/divergence guard, logging,
+progress) is the spine's `aaexp.training.loop.Loop`.
 """
 
 from __future__ import annotations
@@ -19,28 +20,36 @@ from aaexp.aa.loss.mix import WHOLE_WINDOW_TERMS, AALoss, lambda_at, term_weight
 from aaexp.aa.loss.nmr import NMRLoss
 from aaexp.aa.loss.ratio import ASRLoss, ESRLoss, ESRNormalLoss, db_to_power, to_db
 from aaexp.aa.signal.bandlimit import bandlimit
-from aaexp.aa.train import checkpoint
 from aaexp.aa.train.data import ToneSet
-from aaexp.aa.train.divergence import DivergenceWatch, last_good
 from aaexp.aa.train.framing import Framing
-from aaexp.aa.train.lr_schedule import make_scheduler, per_update
 from aaexp.aa.train.target_watch import TargetWatch
-from aaexp.errors import AaexpError, TrainingDiverged
-from aaexp.progress import bar
+from aaexp.errors import AaexpError
+from aaexp.training.loop import Loop, LoopState, Task
+from aaexp.training.lr_schedule import make_scheduler, per_update
 
 VAL_RATIOS = ("esr", "esr_normal", "asr", "nmr")  # validation measures, reported in dB
-TARGET = "target.pt"     # the first student that met the target (weights only)
+LAST, BEST, TARGET = "last.pt", "best.pt", "target.pt"   # in <run>/checkpoints: resumable; best and first at-target weights
+
+
+@dataclass
+class TrainState(LoopState):
+    """The loop's counters plus the anti-aliasing study's own."""
+
+    tones_seen: int = 0            # training tones through the student (counted once per batch)
+    target_step: int | None = None        # updates at the first evaluation that met the target
+    target_wall_s: float | None = None    # time to target
+    target_tones: int | None = None
 
 
 @dataclass
 class FitResult:
-    state: checkpoint.TrainState
+    state: TrainState
     best_path: Path          # best student weights (state_dict)
     last_path: Path          # resumable checkpoint after the last epoch
     target_path: Path | None = None   # the first student that met the target (None: never met)
 
 
-class Trainer:
+class Trainer(Task):
     """Fine-tunes `student` towards the bandlimited teacher targets of `train`.
 
     Args:
@@ -60,7 +69,6 @@ class Trainer:
         self.optimizer = torch.optim.Adam(student.parameters(), lr=float(trainer_cfg.lr))
         self.shuffle = torch.Generator().manual_seed(int(ctx.cfg.get("seed") or 0))
         self.ckpt_dir = Path(ctx.out_dir) / "checkpoints"
-        self.divergence = DivergenceWatch.from_cfg(trainer_cfg, ctx, self.ckpt_dir)
         # Validation loss uses the weights λ ends at, so epochs compare on one scale under a curriculum.
         self.val_weights = term_weights(loss_cfg, lambda_at(loss_cfg, self.max_epochs, self.max_epochs))
         self.best_metric = str(trainer_cfg.best_metric)
@@ -68,17 +76,16 @@ class Trainer:
                                                ASRLoss(reduction="none"))
         self.nmr = NMRLoss(train.fs, reduction="none").to(self.device)
         self._check_terms()
-        bs = int(trainer_cfg.batch_size)
-        self.updates_per_epoch = math.ceil(len(train) / bs) * len(self.framing.frames)
-        self.watch = watch
-        self.sync_each_step = self.device.type == "cpu"   # a CPU float() costs nothing; a GPU one stalls the loop
-        self._pending: list = []
+        self.updates_per_epoch = math.ceil(len(train) / int(trainer_cfg.batch_size)) * len(self.framing.frames)
+        self.watch = watch if watch is not None and watch.enabled else None
         max_time = trainer_cfg.get("max_time_s")
         self.max_time_s = None if max_time in (None, 0) else float(max_time)
-        self.started = float(getattr(ctx, "started", None) or time.perf_counter())
-        self.wall_offset = 0.0   # wall seconds before this process (a resumed run's earlier life)
-        by_time = None if self.max_time_s is None else (lambda: self.wall_s() / self.max_time_s)
+        by_time = None if self.max_time_s is None else (lambda: self.loop.wall_s() / self.max_time_s)
         self.scheduler = make_scheduler(self.optimizer, trainer_cfg, self.max_epochs * self.updates_per_epoch, by_time)
+        self.loop = Loop(ctx, student, self.optimizer, self.ckpt_dir / LAST, state_cls=TrainState, scheduler=self.scheduler,
+                         generators={"shuffle": self.shuffle}, best_path=self.ckpt_dir / BEST, desc="epoch")
+        self.weights: dict[str, float] = {}
+        self.lam = None
 
     def _check_terms(self) -> None:
         used = {t for e in range(self.max_epochs + 1)
@@ -89,23 +96,16 @@ class Trainer:
                              f"splits it into {len(self.framing.frames)} frames; set model.tbptt.lstm=null")
 
     # -- one batch ---------------------------------------------------------------------------------
-    def train_batch(self, idx: torch.Tensor, weights: dict[str, float], state: checkpoint.TrainState) -> dict:
-        """One optimiser step per frame on tones `idx`; returns the frame-averaged weighted terms.
-
-        On the CPU the values are floats, checked (NaN, divergence) after every step. On a GPU they stay
-        tensors on the device and are checked in bulk by `flush()` (every `log_every_n_steps` and at the
-        end of each epoch), so the hot loop never waits for the device.
-        """
+    def train_batch(self, idx: torch.Tensor, weights: dict[str, float], state: TrainState) -> dict:
+        """One optimiser step per frame on tones `idx`; returns the frame-averaged weighted terms
+        (floats on the CPU; tensors on a GPU, checked in bulk by the loop's guard)."""
         x = self.train.inputs(idx, self.dtype, self.device, start=self.framing.input_start)
         targets = self.framing.target_frames(self.train.targets(idx, self.dtype, self.device))
         m = self.train.m[idx].to(self.device)
         sums: dict = {}
         for k, y in enumerate(self.framing.student_frames(self.student, x)):
             total, terms = self.loss(y, targets[k], m, weights)
-            if self.sync_each_step:
-                self._check(float(total.detach()), terms, state.epoch + 1, state.step + 1)
-            else:
-                self._pending.append((state.epoch + 1, state.step + 1, total.detach(), terms))
+            self.loop.check(total, terms, state.epoch + 1, state.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -116,24 +116,7 @@ class Trainer:
             for n, v in terms.items():
                 sums[n] = sums.get(n, 0.0) + v.detach()
         out = {n: v / len(self.framing.frames) for n, v in sums.items()}
-        return {n: float(v) for n, v in out.items()} if self.sync_each_step else out
-
-    def _check(self, value: float, terms: dict, epoch: int, step: int) -> None:
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"loss became {value} at epoch {epoch}, step {step} "
-                f"({', '.join(f'{n}={float(v.detach()):.3g}' for n, v in terms.items())}); "
-                f"{last_good(self.ckpt_dir)}")
-        self.divergence.check(value, epoch, step)
-
-    def flush(self) -> None:
-        """Check the losses of the steps not yet checked (GPU: one device sync for all of them)."""
-        if not self._pending:
-            return
-        values = torch.stack([p[2] for p in self._pending]).tolist()
-        pending, self._pending = self._pending, []
-        for (epoch, step, _, terms), value in zip(pending, values):
-            self._check(value, terms, epoch, step)
+        return {n: float(v) for n, v in out.items()} if self.loop.sync_each_step else out
 
     # -- validation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -168,64 +151,80 @@ class Trainer:
             out[f"val/{k}_max_db"] = float(to_db(v.max()))
         return out
 
-    # -- the loop ----------------------------------------------------------------------------------
-    def _resume_state(self) -> checkpoint.TrainState | None:
-        path = self.ckpt_dir / checkpoint.LAST
-        if not self.ctx.resumed:
-            return None
-        if not path.is_file():
-            self.ctx.log.warning("resume: no checkpoint in %s yet; training from the start", self.ckpt_dir)
-            return None
-        state = checkpoint.load(path, self.student, self.optimizer, self.shuffle, self.scheduler)
-        self.wall_offset = state.wall_s
-        self.ctx.log.info("resumed from %s after epoch %d of %d (%d updates, %.0f s)", path, state.epoch,
-                          self.max_epochs, state.step, state.wall_s)
-        self._relog_missing(state)
-        return state
+    # -- the task's hooks --------------------------------------------------------------------------
+    def begin(self, loop: Loop, state: TrainState, fresh: bool) -> str | None:
+        """Fresh: score the untrained copy (epoch 0), and at the target watch's start; resumed: go on."""
+        if fresh:
+            metrics = self.validate()
+            self._check_best_metric(metrics)
+            self.ctx.tracker.log_metrics(metrics, step=0)
+            loop.record(state, metrics, 0)
+            self.ctx.log.info("epoch 0 (untrained): %s", _fmt(metrics))
+            if self.watch is not None and self.watch.at_start and self._watch(state):
+                return "target"
+        if self.watch is not None:
+            self.watch.restart(state.step)
+        return None
 
-    def _relog_missing(self, state: checkpoint.TrainState) -> None:
-        """Log epochs that reached the checkpoint but not MLflow (the run died in between)."""
-        try:
-            logged = {m.step for m in self.ctx.tracker.client.get_metric_history(self.ctx.tracker.run_id, "val/loss")}
-        except Exception:  # a tracker without history: log nothing twice rather than guess
-            return
-        for h in state.history:
-            if h["epoch"] not in logged:
-                self.ctx.tracker.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
+    def items(self, unit: int, state: TrainState):
+        self.lam = lambda_at(self.loss_cfg, unit, self.max_epochs)
+        self.weights = term_weights(self.loss_cfg, self.lam)
+        perm = torch.randperm(len(self.train), generator=self.shuffle)
+        bs = int(self.cfg.batch_size)
+        return [perm[i: i + bs] for i in range(0, len(perm), bs)]
 
+    def step(self, idx: torch.Tensor, state: TrainState) -> dict:
+        terms = self.train_batch(idx, self.weights, state)
+        state.tones_seen += len(idx)
+        self._tones += len(idx)
+        return terms
+
+    def after_item(self, state: TrainState) -> str | None:
+        if self.watch is not None and self.watch.due(state.step) and self._watch(state):
+            return "target"
+        if self.max_time_s is not None and self.loop.wall_s() >= self.max_time_s:
+            return "time"
+        return None
+
+    def end_unit(self, unit: int, state: TrainState, means: dict[str, float], started: float) -> dict[str, float]:
+        train_s = time.perf_counter() - started
+        metrics = {f"train/{n}": v for n, v in means.items()}
+        metrics.update(self.validate())
+        metrics.update({f"weight/{n}": w for n, w in self.weights.items() if w})
+        metrics.update({"lambda": self.lam,  # None (explicit weights) is not logged
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "perf/epoch_s": time.perf_counter() - started, "perf/train_s": train_s,
+                        "perf/samples_per_s": self._tones / train_s, "perf/updates": float(state.step)})
+        self._tones = 0
+        if self.scheduler is not None and not per_update(self.scheduler):
+            self.scheduler.step(metrics["val/loss"])
+        return metrics
+
+    def after_unit(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.ctx.log.info("epoch %d/%d: %s", state.epoch, self.max_epochs, _fmt(metrics))
+
+    # -- target watch ------------------------------------------------------------------------------
     def _check_best_metric(self, metrics: dict[str, float]) -> None:
-        from_watch = self.best_metric.startswith("eval/") and self.watch is not None and self.watch.enabled
+        from_watch = self.best_metric.startswith("eval/") and self.watch is not None
         if self.best_metric not in metrics and not from_watch:
             raise AaexpError(f"trainer.best_metric={self.best_metric!r} is not a validation metric; choose from "
                              f"{sorted(metrics)} (or eval/excess_db with trainer.eval_every_s or eval_every_n)")
 
-    def _save_best(self, state: checkpoint.TrainState, metrics: dict[str, float], epoch: int) -> None:
-        value = metrics.get(self.best_metric)
-        if value is not None and math.isfinite(value) and value < state.best_value:
-            state.best_value, state.best_epoch, state.best_step = value, epoch, state.step
-            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": epoch, "step": state.step,
-                                    self.best_metric: value}, self.ckpt_dir / checkpoint.BEST)
-
-    def wall_s(self) -> float:
-        """Wall seconds since the start of `aaexp train` (plus a resumed run's earlier time)."""
-        return self.wall_offset + time.perf_counter() - self.started
-
-    def _watch(self, state: checkpoint.TrainState) -> bool:
+    def _watch(self, state: TrainState) -> bool:
         """In-training evaluation against the target; True when training should stop here."""
         tracker, log = self.ctx.tracker, self.ctx.log
-        self.flush()   # a NaN must stop the run, not be scored
+        self.loop.flush()   # a NaN must stop the run, not be scored
         result, metrics = self.watch.score(self.student)
-        state.wall_s = self.wall_s()
+        state.wall_s = self.loop.wall_s()
         metrics.update({"perf/wall_s": state.wall_s, "perf/tones_seen": float(state.tones_seen)})
         tracker.log_metrics(metrics, step=state.step)
-        self._save_best(state, metrics, state.epoch)
+        self.loop.save_best(state, metrics, state.epoch)
         passed = metrics["eval/pass"] > 0
         log.info("eval at %d updates, %.0f s: worst band %+.1f dB from the target%s", state.step, state.wall_s,
                  metrics["eval/excess_db"], " - target met" if passed else "")
         if passed and state.target_step is None:
             state.target_step, state.target_wall_s, state.target_tones = state.step, state.wall_s, state.tones_seen
-            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": state.epoch, "step": state.step},
-                                   self.ckpt_dir / TARGET)
+            self.loop.save_model(self.ckpt_dir / TARGET, state)
             at_target = {"perf/time_to_target_s": state.wall_s, "perf/updates_to_target": float(state.step),
                          "perf/tones_to_target": float(state.tones_seen)}
             at_target.update({f"target/{k[len('eval/'):]}": v for k, v in metrics.items()
@@ -237,93 +236,23 @@ class Trainer:
         self.watch.restart(state.step)
         return passed and self.watch.stop_at_target
 
-    def _out_of_time(self) -> bool:
-        return self.max_time_s is not None and self.wall_s() >= self.max_time_s
-
+    # -- the run -----------------------------------------------------------------------------------
     def fit(self) -> FitResult:
-        tracker, log = self.ctx.tracker, self.ctx.log
-        state = self._resume_state()
-        watch = self.watch if self.watch is not None and self.watch.enabled else None
-        if state is None:
-            state = checkpoint.TrainState()
-            metrics = self.validate()
-            self._check_best_metric(metrics)
-            tracker.log_metrics(metrics, step=0)
-            state.history.append({"epoch": 0, **metrics})
-            self._save_best(state, metrics, 0)
-            log.info("epoch 0 (untrained): %s", _fmt(metrics))
-            if watch is not None and watch.at_start and self._watch(state):
-                return self._finish(state, stopped="target")
-        bs, every = int(self.cfg.batch_size), int(self.cfg.get("log_every_n_steps") or 0)
-        if watch is not None:
-            watch.restart(state.step)
-        stopped = None
-        for epoch in range(state.epoch, self.max_epochs):
-            lam = lambda_at(self.loss_cfg, epoch, self.max_epochs)
-            weights = term_weights(self.loss_cfg, lam)
-            perm = torch.randperm(len(self.train), generator=self.shuffle)
-            t0, sums, n_batches, n_tones = time.perf_counter(), {}, 0, 0
-            batches = bar(range(0, len(perm), bs), enabled=self.ctx.progress, desc=f"epoch {epoch + 1}/{self.max_epochs}")
-            for i in batches:
-                idx = perm[i: i + bs]
-                terms = self.train_batch(idx, weights, state)
-                state.tones_seen += len(idx)
-                n_tones += len(idx)
-                n_batches += 1
-                for n, v in terms.items():
-                    sums[n] = sums.get(n, 0.0) + v
-                if every and state.step % every < len(self.framing.frames):
-                    self.flush()
-                    tracker.log_metrics({"train/loss_step": float(terms["loss"]), "perf/wall_s": self.wall_s()},
-                                        step=state.step)
-                if self.sync_each_step:
-                    batches.set_postfix(loss=f"{terms['loss']:.4g}")
-                if watch is not None and watch.due(state.step) and self._watch(state):
-                    stopped = "target"
-                    break
-                if self._out_of_time():
-                    stopped = "time"
-                    break
-            if stopped and n_batches == 0:
-                break
-            self.flush()
-            train_s = time.perf_counter() - t0
-            metrics = {f"train/{n}": float(v) / n_batches for n, v in sums.items()}
-            metrics.update(self.validate())
-            metrics.update({f"weight/{n}": w for n, w in weights.items() if w})
-            metrics.update({"lambda": lam,  # None (explicit weights) is not logged
-                            "lr": self.optimizer.param_groups[0]["lr"],
-                            "perf/epoch_s": time.perf_counter() - t0, "perf/train_s": train_s,
-                            "perf/samples_per_s": n_tones / train_s, "perf/updates": float(state.step)})
-            if self.scheduler is not None and not per_update(self.scheduler):
-                self.scheduler.step(metrics["val/loss"])
-            state.epoch = epoch + 1
-            state.wall_s = self.wall_s()
-            state.history.append({"epoch": state.epoch, **metrics})
-            self._save_best(state, metrics, state.epoch)
-            checkpoint.save(self.ckpt_dir / checkpoint.LAST, self.student, self.optimizer, state, self.shuffle,
-                            self.scheduler)
-            tracker.log_metrics(metrics, step=state.epoch)
-            log.info("epoch %d/%d: %s", state.epoch, self.max_epochs, _fmt(metrics))
-            if stopped:
-                break
-        return self._finish(state, stopped)
-
-    def _finish(self, state: checkpoint.TrainState, stopped: str | None) -> FitResult:
+        self._tones = 0
+        state, stopped = self.loop.fit(self)
+        log = self.ctx.log
         if stopped == "target":
-            self.ctx.log.info("stopped at the target after %d updates (trainer.stop_at_target)", state.step)
+            log.info("stopped at the target after %d updates (trainer.stop_at_target)", state.step)
         elif stopped == "time":
-            self.ctx.log.info("stopped after trainer.max_time_s=%g s (%d updates)", self.max_time_s, state.step)
-        if self.watch is not None and self.watch.enabled and state.target_step is None:
-            self.ctx.log.info("the target was not met in %d updates (%.0f s)", state.step, self.wall_s())
-        if not (self.ckpt_dir / checkpoint.BEST).is_file():  # best_metric never measured (eval/* with no evaluation yet)
-            self.ctx.log.warning("trainer.best_metric=%s was never measured: the last student is kept as the best",
-                                 self.best_metric)
+            log.info("stopped after trainer.max_time_s=%g s (%d updates)", self.max_time_s, state.step)
+        if self.watch is not None and state.target_step is None:
+            log.info("the target was not met in %d updates (%.0f s)", state.step, self.loop.wall_s())
+        if not (self.ckpt_dir / BEST).is_file():  # best_metric never measured (eval/* with no evaluation yet)
+            log.warning("trainer.best_metric=%s was never measured: the last student is kept as the best", self.best_metric)
             state.best_epoch, state.best_step = state.epoch, state.step
-            checkpoint.atomic_save({"student": self.student.state_dict(), "epoch": state.epoch, "step": state.step},
-                                   self.ckpt_dir / checkpoint.BEST)
+            self.loop.save_model(self.ckpt_dir / BEST, state)
         target = self.ckpt_dir / TARGET if state.target_step is not None else None
-        return FitResult(state, self.ckpt_dir / checkpoint.BEST, self.ckpt_dir / checkpoint.LAST, target)
+        return FitResult(state, self.ckpt_dir / BEST, self.ckpt_dir / LAST, target)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -10,38 +10,38 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
-from aaexp.aa.train import checkpoint
 from aaexp.errors import AaexpError, TrainingDiverged
 
 ACTIONS = ("warn", "stop")
 TAG = "diverged"
 
 
-def last_good(ckpt_dir: Path) -> str:
-    """Name the checkpoint that is really on disk (a NaN in epoch 1 comes before the first last.pt)."""
-    last, best = Path(ckpt_dir) / checkpoint.LAST, Path(ckpt_dir) / checkpoint.BEST
+def last_good(last: Path, best: Path | None = None) -> str:
+    """Name the checkpoint that is really on disk (a NaN in epoch 1 comes before the first resumable one)."""
     if last.is_file():
         return f"last good checkpoint: {last}"
-    if best.is_file():
-        return f"no resumable checkpoint yet (it broke in the first epoch); best student so far: {best}"
-    return f"no checkpoint was written to {ckpt_dir} before it"
+    if best is not None and best.is_file():
+        return f"no resumable checkpoint yet (it broke in the first epoch); best model so far: {best}"
+    return f"no checkpoint was written to {last.parent} before it"
 
 
 class DivergenceWatch:
-    def __init__(self, factor: float | None, action: str, tracker, log, ckpt_dir: Path, baseline_steps: int = 1):
+    def __init__(self, factor: float | None, action: str, tracker, log, last_good: Callable[[], str], baseline_steps: int = 1):
         if action not in ACTIONS:
             raise AaexpError(f"trainer.on_divergence={action!r} is not one of {', '.join(ACTIONS)}")
-        self.factor, self.action, self.tracker, self.log, self.ckpt_dir = factor, action, tracker, log, Path(ckpt_dir)
+        self.factor, self.action, self.tracker, self.log, self.last_good = factor, action, tracker, log, last_good
         self.start: float | None = None
         self.flagged = False
         self.seen, self.baseline_steps = 0, max(1, int(baseline_steps))
 
     @classmethod
-    def from_cfg(cls, trainer_cfg, ctx, ckpt_dir: Path) -> "DivergenceWatch":
+    def from_cfg(cls, trainer_cfg, ctx, last_good: Callable[[], str]) -> "DivergenceWatch":
+        """From `trainer.divergence_factor` (absent or null: never checked), `on_divergence`, `divergence_baseline_steps`."""
         factor = trainer_cfg.get("divergence_factor")
         return cls(None if factor is None else float(factor), str(trainer_cfg.get("on_divergence", "warn")),
-                   ctx.tracker, ctx.log, ckpt_dir, int(trainer_cfg.get("divergence_baseline_steps") or 1))
+                   ctx.tracker, ctx.log, last_good, int(trainer_cfg.get("divergence_baseline_steps") or 1))
 
     def check(self, loss: float, epoch: int, step: int) -> None:
         """Call with each finite training loss (1-based epoch and step)."""
@@ -63,7 +63,7 @@ class DivergenceWatch:
         msg = (f"loss grew to {loss:.3g} at epoch {epoch}, step {step}: {loss / self.start:.3g}x its start "
                f"{self.start:.3g} (trainer.divergence_factor={self.factor:g}); try a lower trainer.lr")
         if self.action == "stop":
-            raise TrainingDiverged(f"{msg}; {last_good(self.ckpt_dir)}")
+            raise TrainingDiverged(f"{msg}; {self.last_good()}")
         self.flagged = True
         self.log.warning("diverging: %s (the run goes on: trainer.on_divergence=warn)", msg)
         self.tracker.set_tags({TAG: msg})

@@ -1,0 +1,1 @@
+"""The one training scaffold every study runs on: loop life cycle, checkpoints, divergence guard."""
