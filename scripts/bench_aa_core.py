@@ -5,8 +5,8 @@
 Targets (issue 4), on the project's 2-core CPU, float64:
 - bandlimit 16 tones × 1.2 s at 44.1 kHz (1 s analysis window) < 20 ms; checked against a
   brute-force per-tone DFT projection onto every harmonic below Nyquist, resynthesised (written
-  here, O(K·N) per tone). Timed for the default prime window (chirp-z, with the floor of its
-  FFTs) and for the opt-in power-of-two window (plain FFTs, 0.74 s, f0 on odd bins);
+  here, O(K·N) per tone). Timed for the default prime window (torch.fft at the prime length)
+  and for the opt-in power-of-two window (0.74 s, f0 on odd bins);
 - NMR forward+backward on 16 × 1 s < 70 ms, within 0.01 dB of the straightforward loop version
   (tests/aa/loss/nmr_loop.py: NumPy, per item, frame and band).
 Also records the largest f0 snap (cents) of the default eval grid and of the training range.
@@ -96,20 +96,11 @@ def fresh_batches(n: int, count: int) -> list:
 
 
 def bench_bandlimit() -> dict:
-    from aaexp.aa.signal import chirp
-    from aaexp.aa.signal.bandlimit import _harmonic_count, bandlimit
+    from aaexp.aa.signal.bandlimit import bandlimit
 
     y_full, m, n = test_batch()
     smooth = y_full[:, -FS:].contiguous()
     window = y_full[:, -n:].contiguous()
-    # The FFT floor of the chirp-z method: the blocked analysis (pieces forward, one short inverse)
-    # and synthesis (one short forward, pieces inverse) on 8 packed rows; the rest is overhead.
-    plan = chirp.block_plan(n, 2 * _harmonic_count(m, n) - 1)
-    pieces = torch.randn(N_TONES // 2, plan.count, plan.size, dtype=torch.complex128)
-    short = pieces[:, 0].contiguous()
-
-    def fft_floor():
-        torch.fft.fft(pieces), torch.fft.ifft(pieces), torch.fft.fft(short), torch.fft.ifft(short)
 
     fresh = fresh_batches(n, 21)
     per_threads = {}
@@ -119,14 +110,12 @@ def bench_bandlimit() -> dict:
             it = iter(fresh)
             fresh_best, fresh_med = timed_ms(lambda: bandlimit(window, next(it)), 20)
             # Same-run yardsticks: a plain rfft + irfft round trip of the batch at a smooth length,
-            # torch's own FFT at the prime length, and the FFT floor of the chirp-z method.
+            # and at the prime length.
             fft_best, _ = timed_ms(lambda: torch.fft.irfft(torch.fft.rfft(smooth), n=FS), 20)
             prime_best, _ = timed_ms(lambda: torch.fft.irfft(torch.fft.rfft(window), n=n), 5)
-            floor_best, _ = timed_ms(fft_floor, 20)
         per_threads[threads] = {"bandlimit_ms": round(best, 2), "bandlimit_median_ms": round(med, 2),
                                 "bandlimit_fresh_tones_ms": round(fresh_best, 2),
                                 "bandlimit_fresh_tones_median_ms": round(fresh_med, 2),
-                                "chirp_fft_floor_ms": round(floor_best, 2),
                                 "plain_fft_roundtrip_44100_ms": round(fft_best, 2),
                                 # the machine's speed varies by 2x from hour to hour; this ratio does not
                                 "bandlimit_over_plain_fft_roundtrip": round(best / fft_best, 2),
@@ -155,7 +144,6 @@ def bench_bandlimit() -> dict:
         "speedup_vs_brute_force": round(1e3 * brute_s / best, 1),
         "max_esr_vs_brute_force_db": max_esr,
         "window_samples": n,
-        "chirp_blocks": plan._asdict(),
     }
 
 

@@ -71,6 +71,17 @@ class _JobErrorFilter:
         return getattr(self.stream, name)
 
 
+def _unknown_override(exc: Exception) -> str | None:
+    """Hydra's 'Could not override' for a key the config lacks, worded as config_keys words it."""
+    m = re.match(r"Could not override '([^']+)'", str(exc))
+    if not (m and "not in struct" in str(exc.__cause__)):
+        return None
+    from aaexp.config_keys import unknown_key_message
+
+    key = m.group(1)
+    return unknown_key_message([key], f"on the command line ({key}=...; +{key}=... adds a key on purpose)")
+
+
 def train(args: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -85,7 +96,7 @@ def train(args: list[str]) -> int:
         train_app.main()
     except (HydraException, OmegaConfBaseException) as exc:
         # Config or override mistakes are usage errors: one line, exit 2.
-        raise AaexpError(str(exc).strip().splitlines()[0]) from exc
+        raise AaexpError(_unknown_override(exc) or str(exc).strip().splitlines()[0]) from exc
     except Exception as exc:
         if multirun and filt.overrides:  # say which job of the sweep failed
             raise type(exc)(f"job {filt.overrides}: {exc}") from exc

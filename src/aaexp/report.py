@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aaexp import tracking
+from aaexp import tables, tracking
 from aaexp.errors import AaexpError
 
 
@@ -93,9 +93,7 @@ def format_value(v) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(format_value(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(out)
+    return tables.markdown(cols, [[format_value(r[c]) for c in cols] for r in rows])
 
 
 def plot(rows: list[dict], metric_names: list[str], path: Path, layout: Layout | None = None) -> bool:

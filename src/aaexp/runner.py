@@ -170,7 +170,7 @@ def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
     check_keys(cfg)
     check_numbers(cfg)
     seed_everything(cfg.get("seed"))
-    device = resolve_device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.device)
     out_dir, experiment, overrides = _hydra_info()
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="aaexp-"))
     try:
@@ -211,7 +211,7 @@ def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
             if resume is None:
                 tracker.log_params(flatten(cfg))
                 tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-            ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.get("progress", "auto")), resume is not None,
+            ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.progress), resume is not None,
                              started=started)
             trial = OmegaConf.select(cfg, "tracking.optuna_trial")
             if trial is not None:  # an Optuna trial whose search prunes: report each validation, stop when told

@@ -19,7 +19,6 @@ from typing import Any, Iterator, Mapping
 DEFAULT_URI = "sqlite:///mlflow.db"
 PARENT_ENV = "AAEXP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
 
 
 def resolve_uri(uri: str | None = None) -> str:

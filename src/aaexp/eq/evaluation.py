@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aaexp import tables
 from aaexp.eq import metrics
 from aaexp.eq.data import EqData
 from aaexp.eq.model_file import TrainedEq
@@ -133,15 +134,15 @@ def table_markdown(rows: list[Decoded], counts: dict[str, int] | None = None) ->
     """Decoded settings as a Markdown table: one row per setting, bands as columns."""
     head = ["setting", *(["rows"] if counts else []), "valid", "low-mid minus high (dB)",
             "B1 low shelf", "B2 peak", "B3 peak", "B4 peak", "B5 high shelf"]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = []
     for d in rows:
         p = d.params
         bands = [f"{p[0]:+.1f} dB @ {p[1]:.0f} Hz",
                  *[f"{p[g]:+.1f} dB @ {p[f]:.0f} Hz, Q {p[q]:.2f}" for g, f, q in ((2, 3, 4), (5, 6, 7), (8, 9, 10))],
                  f"{p[11]:+.1f} dB @ {p[12]:.0f} Hz"]
         cells = [d.name, *([str(counts.get(d.name, ""))] if counts else []), "yes" if d.valid else "NO", f"{d.tilt_db:+.2f}", *bands]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+        out.append(cells)
+    return tables.markdown(head, out)
 
 
 def as_dict(rows: list[Decoded]) -> list[dict]:

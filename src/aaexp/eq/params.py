@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 N_PARAMS = 13
-N_BANDS = 5
 GAIN_IDX = [0, 2, 5, 8, 11]
 FREQ_IDX = [1, 3, 6, 9, 12]
 Q_IDX = [4, 7, 10]

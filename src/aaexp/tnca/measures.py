@@ -21,6 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from aaexp import tables
+
 
 def mono(audio: np.ndarray) -> np.ndarray:
     """ndarray[T] or ndarray[C x T] -> ndarray[T], the mean of the channels."""
@@ -155,6 +157,5 @@ def undefined_reasons(rows: Mapping[str, float]) -> dict[str, str]:
 def table(rows: Mapping[str, float]) -> str:
     """A two-column Markdown table of measures (n/a and the reason where a measure is undefined)."""
     why = undefined_reasons(rows)
-    lines = ["| measure | value |", "|---|---|"]
-    lines += [f"| {k} | n/a (undefined: {why[k]}) |" if k in why else f"| {k} | {v:.6g} |" for k, v in rows.items()]
-    return "\n".join(lines)
+    return tables.markdown(["measure", "value"],
+                           [(k, f"n/a (undefined: {why[k]})" if k in why else f"{v:.6g}") for k, v in rows.items()])

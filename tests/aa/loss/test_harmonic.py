@@ -55,10 +55,10 @@ def test_matches_hand_computation_per_item_and_batched():
         ys.append(periodic(m, list(amps_y), list(ph + rng.normal(0, 0.3, 10)), rng, alias=0.05))
     y, t = torch.tensor(np.array(ys)), torch.tensor(np.array(ts))
     m = torch.tensor(ms)
-    per_item = HarmonicLoss(reduction="none")(y, t, m)
+    per_item = HarmonicLoss(10, -120.0, reduction="none")(y, t, m)
     expected = [hand_loss(ys[i], ts[i], ms[i]) for i in range(len(ms))]
     np.testing.assert_allclose(per_item.numpy(), expected, rtol=1e-9, atol=1e-9)
-    assert float(HarmonicLoss()(y, t, m)) == pytest.approx(np.mean(expected), rel=1e-9)
+    assert float(HarmonicLoss(10, -120.0)(y, t, m)) == pytest.approx(np.mean(expected), rel=1e-9)
     assert expected[3] > 0  # the single-harmonic item still counts
 
 
@@ -66,7 +66,7 @@ def test_floor_and_identity():
     rng = np.random.default_rng(0)
     t = periodic(11, [0.3, 0.0, 0.1], [0.0, 0.0, 1.0], rng)  # harmonic 2 absent, 4..10 absent
     y = t.copy()
-    loss = HarmonicLoss(reduction="none")
+    loss = HarmonicLoss(10, -120.0, reduction="none")
     assert float(loss(torch.tensor(y[None]), torch.tensor(t[None]), torch.tensor([11]))[0]) == pytest.approx(0.0, abs=1e-12)
     # A missing harmonic in both costs nothing; one present only in y costs (level − floor)², weighted.
     y2 = y + 1e-3 * np.cos(2 * np.pi * 22 * np.arange(N) / N)
@@ -87,5 +87,5 @@ def test_gradient_flows_to_the_student_only():
     rng = np.random.default_rng(1)
     t = torch.tensor(periodic(13, [0.5, 0.2, 0.1], [0, 1, 2], rng)[None])
     y = (t * 0.9).clone().requires_grad_(True)
-    HarmonicLoss()(y, t, torch.tensor([13])).backward()
+    HarmonicLoss(10, -120.0)(y, t, torch.tensor([13])).backward()
     assert torch.isfinite(y.grad).all() and float(y.grad.abs().sum()) > 0

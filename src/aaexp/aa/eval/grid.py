@@ -92,7 +92,7 @@ def make_grid(cfg_eval, fs: int, n_tones: int | None = None, levels_dbfs: list[f
         raise AaexpError(f"eval.tones: need 0 < f_min_hz <= f_max_hz < fs/2 = {fs / 2:g} Hz, got {f_lo:g}..{f_hi:g}")
     if any(v > 0 for v in levels):
         raise AaexpError(f"eval levels are dBFS of the sine's peak and must be <= 0, got {levels}")
-    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.get("window_kind", "prime")))
+    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.window_kind))
     f_nom = (torch.logspace(math.log10(f_lo), math.log10(f_hi), n, dtype=torch.float64) if n > 1
              else torch.tensor([f_lo], dtype=torch.float64))
     m, f0, _ = tones.snap_f0(f_nom, int(fs), n_window, within=(f_lo, f_hi))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aaexp.aa.signal.bandlimit import harmonic_mask
+from aaexp.aa.signal.bandlimit import harmonic_mask, harmonic_part
 
 
 def to_db(power_ratio: torch.Tensor, floor_db: float) -> torch.Tensor:
@@ -45,12 +45,6 @@ class ToneScores:
     hesr_r_region: torch.Tensor | None = None
 
 
-def harmonic_part(spec: torch.Tensor, m: torch.Tensor, n: int) -> torch.Tensor:
-    """BL(y) from y's rfft: Tensor[B x N]. The same operation as aaexp.aa.signal.bandlimit.bandlimit(y, m),
-    reusing a spectrum the scores need anyway (a prime-length FFT is the costly step)."""
-    return torch.fft.irfft(torch.where(harmonic_mask(m, n).to(spec.device), spec, 0), n=n)
-
-
 def nmr_s(nmr: torch.nn.Module, y: torch.Tensor, spec: torch.Tensor, m: torch.Tensor, floor_db: float) -> torch.Tensor:
     """Tensor[B] dB: NMR of y against its own bandlimited version.
 
@@ -65,9 +59,8 @@ def nmr_s_by_region(nmr: torch.nn.Module, spec: torch.Tensor, m: torch.Tensor, n
 
     Signal BL(y) + (aliases of y inside band b), reference BL(y). spec: rfft of y, Tensor[B x K].
     """
-    h = harmonic_mask(m, n).to(spec.device)
-    ref = torch.fft.irfft(torch.where(h, spec, 0), n=n)
-    alias = torch.where(h, 0, spec)                                    # B x K
+    ref = harmonic_part(spec, m, n)
+    alias = torch.where(harmonic_mask(m, n).to(spec.device), 0, spec)                                    # B x K
     parts = torch.fft.irfft(alias.unsqueeze(0) * bin_masks.unsqueeze(1).to(spec.device), n=n)   # nb x B x N
     nb, b = parts.shape[:2]
     sig = (ref.unsqueeze(0) + parts).reshape(nb * b, n)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aaexp import tables
 from aaexp.aa.eval.grid import Band, ToneGrid
 from aaexp.aa.eval.scores import ToneScores
 
@@ -181,8 +182,9 @@ class EvalResult:
 
     def format_markdown(self) -> str:
         """The same table in Markdown (for experiments/ notes)."""
-        out = [*(f"{h}  " for h in self.header()), "", "| band | tones | model | NMR-S dB | HESR-R dB |", "|---|---:|---|---:|---:|"]
-        out += [f"| {' | '.join(c.strip() for c in cells)} |" for cells in self._table_lines()]
+        out = [*(f"{h}  " for h in self.header()), "",
+               tables.markdown(["band", "tones", "model", "NMR-S dB", "HESR-R dB"],
+                               [[c.strip() for c in cells] for cells in self._table_lines()], right=(1, 3, 4))]
         if self.meta.get("oversample"):
             out += [""] + [f"{line}  " for line in self.oversample_lines()]
         if self.verdict:

@@ -43,7 +43,7 @@ class HarmonicLoss(nn.Module):
         output: scalar, or Tensor[B] with reduction="none" (unit: dB²).
     """
 
-    def __init__(self, n_harmonics: int = 10, floor_db: float = -120.0, reduction: str = "mean"):
+    def __init__(self, n_harmonics: int, floor_db: float, reduction: str = "mean"):
         super().__init__()
         if n_harmonics < 1:
             raise ValueError("n_harmonics must be at least 1")

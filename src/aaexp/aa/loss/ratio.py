@@ -20,7 +20,6 @@ import scipy.signal
 import torch
 from torch import Tensor, nn
 
-from aaexp.aa.signal import chirp
 from aaexp.aa.signal.bandlimit import split_harmonics
 from aaexp.errors import AaexpError
 
@@ -146,9 +145,7 @@ class MESRLoss(_RatioLoss):
         if self.window == "chebwin":
             w = self._window(input.shape[-1], input)
             input, target = input * w, target * w
-        # FFT libraries are slow at the prime window lengths of the study; the chirp-z rfft is not.
-        rfft = chirp.rfft if chirp.good_size(input.shape[-1]) != input.shape[-1] else torch.fft.rfft
-        mag_x, mag_t = rfft(input).abs(), rfft(target).abs()
+        mag_x, mag_t = torch.fft.rfft(input).abs(), torch.fft.rfft(target).abs()
         return self.reduce((mag_x - mag_t).square().sum(-1), mag_t.square().sum(-1))
 
 

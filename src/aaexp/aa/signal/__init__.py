@@ -1,1 +1,1 @@
-"""Signal tools: test tones, exact bandlimiting, FIR pre-emphasis filters, PEAQ tables, the chirp-z transform."""
+"""Signal tools: test tones, exact bandlimiting, FIR pre-emphasis filters, PEAQ tables."""

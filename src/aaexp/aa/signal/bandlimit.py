@@ -6,21 +6,16 @@ or a power of two with m odd: `aaexp.aa.signal.tones`), holds the harmonics of f
 swamp ASR) and every aliased component on some other bin. So BL(y) = irfft(rfft(y) · mask):
 exact, O(N log N), batched, differentiable, on y's device. Only harmonics of order ≥ N − N/(2m)
 could fold back onto a harmonic bin; for any real model their energy is far below float64
-resolution.
-
-FFT libraries are slow at prime lengths, so there the harmonic bins are computed with the chirp-z
-transform of `aaexp.aa.signal.chirp` (same numbers to ~1e-15, several times faster). Fast FFT lengths
-(powers of two), and windows whose length shares a factor with m, use the plain rfft/mask/irfft.
+resolution. `harmonic_part` is the one place this is done: training targets, the loss terms and the
+evaluation's scores all call it (a hand-written chirp-z transform for prime N was measured and
+dropped: experiments/aa/chirp_decision.md).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from aaexp.aa.signal import chirp
 from aaexp.errors import AaexpError
 
 
@@ -39,21 +34,6 @@ def _check(y: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
     return y, m
 
 
-def _use_chirp(m: Tensor, n: int) -> bool:
-    """The chirp-z path: for lengths the FFT library is slow at, and only when every m is invertible
-    mod n (always, for prime n)."""
-    return chirp.good_size(n) != n and all(math.gcd(int(v), n) == 1 for v in m.tolist())
-
-
-def _harmonic_count(m: Tensor, n: int) -> int:
-    """Bins 0..K needed for the batch, K ≥ the largest number of harmonics k·m ≤ n/2 over the rows.
-    Past the few harmonics that `chirp.harmonic_bins` projects directly, K is rounded up to a
-    multiple of 64 (capped at n/2) so that batches of random tones reuse the cached chirp kernels;
-    the extra bins are masked out."""
-    k = (n // 2) // int(m.min())
-    return k + 1 if k < 32 else min(-(-k // 64) * 64, (n - 1) // 2) + 1
-
-
 def harmonic_mask(m: Tensor, n: int) -> Tensor:
     """Which rfft bins hold harmonics of f0 = m·fs/n (bin 0, DC, included).
 
@@ -63,6 +43,15 @@ def harmonic_mask(m: Tensor, n: int) -> Tensor:
     m = torch.as_tensor(m).reshape(-1).long()
     k = torch.arange(n // 2 + 1, device=m.device)
     return torch.remainder(k.unsqueeze(0), m.unsqueeze(-1)) == 0
+
+
+def harmonic_part(spec: Tensor, m: Tensor, n: int) -> Tensor:
+    """BL(y) from y's rfft: DC and the harmonic bins of f0 = m·fs/n kept, every other bin zeroed.
+
+    Shape:
+        spec: complex Tensor[B x (n//2 + 1)]; m: LongTensor[B]; output: Tensor[B x n] on spec's device.
+    """
+    return torch.fft.irfft(torch.where(harmonic_mask(m, n).to(spec.device), spec, 0), n=n, dim=-1)
 
 
 def bandlimit(y: Tensor, m: Tensor) -> Tensor:
@@ -75,15 +64,7 @@ def bandlimit(y: Tensor, m: Tensor) -> Tensor:
         output: Tensor[B x N].
     """
     y, m = _check(y, m)
-    n = y.shape[-1]
-    if not _use_chirp(m, n):
-        spec = torch.fft.rfft(y, dim=-1) * harmonic_mask(m, n).to(y.dtype)
-        return torch.fft.irfft(spec, n=n, dim=-1)
-    count = _harmonic_count(m, n)
-    k = torch.arange(count, device=y.device)
-    below_nyquist = (k.unsqueeze(0) * m.unsqueeze(-1)) <= n // 2          # rows with fewer harmonics
-    coef = chirp.harmonic_bins(y, m, count) * below_nyquist.to(y.dtype)
-    return chirp.from_harmonic_bins(coef, m, n)
+    return harmonic_part(torch.fft.rfft(y, dim=-1), m, y.shape[-1])
 
 
 def split_harmonics(y: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
@@ -112,9 +93,6 @@ def harmonic_magnitudes(y: Tensor, m: Tensor, n_harmonics: int) -> tuple[Tensor,
     k = torch.arange(1, int(n_harmonics) + 1, device=y.device)
     bins = m.unsqueeze(-1) * k.unsqueeze(0)                      # B x K
     valid = 2 * bins < n              # a harmonic on the Nyquist bin (even N, m = 1 only) counts as absent
-    if _use_chirp(m, n):
-        picked = chirp.harmonic_bins(y, m, int(n_harmonics) + 1)[:, 1:]
-    else:
-        picked = torch.gather(torch.fft.rfft(y, dim=-1), -1, torch.where(valid, bins, 0))
+    picked = torch.gather(torch.fft.rfft(y, dim=-1), -1, torch.where(valid, bins, 0))
     mag = torch.where(valid, picked.abs() * (2.0 / n), torch.zeros((), dtype=y.dtype, device=y.device))
     return mag, valid

@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from aaexp.aa.signal.bandlimit import harmonic_mask
+from aaexp.aa.signal.bandlimit import harmonic_mask, harmonic_part
 from aaexp.aa.signal.tones import analysis_length, midi_to_hz, sine_batch, snap_f0
 from aaexp.errors import AaexpError
 from aaexp.files import atomic_save
@@ -76,8 +76,7 @@ class ToneSet:
         flat = first + torch.arange(int(counts.sum()))
         spec = torch.zeros(mask.shape, dtype=self.coef.dtype)
         spec[mask] = self.coef[flat]
-        spec = spec.to(device)
-        return torch.fft.irfft(spec, n=self.n_window, dim=-1).to(dtype)
+        return harmonic_part(spec.to(device), m, self.n_window).to(dtype)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -93,7 +92,7 @@ class ToneLayout:
 
     @classmethod
     def from_config(cls, data_cfg: DictConfig, fs: float) -> "ToneLayout":
-        n_window = analysis_length(int(round(fs)), float(data_cfg.window_seconds), str(data_cfg.get("window_kind", "prime")))
+        n_window = analysis_length(int(round(fs)), float(data_cfg.window_seconds), str(data_cfg.window_kind))
         n_total = int(round(fs * float(data_cfg.tone_seconds)))
         if n_total <= n_window:
             raise AaexpError(f"data.tone_seconds={data_cfg.tone_seconds} leaves no warm-up before the "
