@@ -39,9 +39,11 @@ class DivergenceWatch:
     @classmethod
     def from_cfg(cls, trainer_cfg, ctx, last_good: Callable[[], str]) -> "DivergenceWatch":
         """From `trainer.divergence_factor` (absent or null: never checked), `on_divergence`, `divergence_baseline_steps`."""
-        factor = trainer_cfg.get("divergence_factor")
-        return cls(None if factor is None else float(factor), str(trainer_cfg.get("on_divergence", "warn")),
-                   ctx.tracker, ctx.log, last_good, int(trainer_cfg.get("divergence_baseline_steps") or 1))
+        factor = trainer_cfg.get("divergence_factor")   # a study without the keys (TNCA, EQ) is not watched
+        if factor is None:
+            return cls(None, ACTIONS[0], ctx.tracker, ctx.log, last_good)
+        return cls(float(factor), str(trainer_cfg.on_divergence), ctx.tracker, ctx.log, last_good,
+                   int(trainer_cfg.divergence_baseline_steps))
 
     def check(self, loss: float, epoch: int, step: int) -> None:
         """Call with each finite training loss (1-based epoch and step)."""

@@ -46,8 +46,8 @@ class TargetWatch:
         every_s, every_n = trainer_cfg.get("eval_every_s"), trainer_cfg.get("eval_every_n")
         self.every_s = None if every_s in (None, 0) else float(every_s)
         self.every_n = None if every_n in (None, 0) else int(every_n)
-        self.stop_at_target = bool(trainer_cfg.get("stop_at_target", False))
-        self.at_start = bool(trainer_cfg.get("eval_at_start", True))   # score the untrained copy too
+        self.stop_at_target = bool(trainer_cfg.stop_at_target)
+        self.at_start = bool(trainer_cfg.eval_at_start)   # score the untrained copy too
         self.enabled = self.every_s is not None or self.every_n is not None
         self.evaluator = GridEvaluator(teacher, cfg_eval, device, progress=False) if self.enabled else None
         self._last_t = time.perf_counter()
