@@ -106,7 +106,8 @@ def aa_store(tmp_path_factory, _empty_mlflow_db):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.delenv("AAEXP_PARENT_RUN_ID", raising=False)
-        common = [*TINY, "trainer.max_epochs=1", f"data.cache_dir={tmp / 'cache'}"]
+        # No end-of-training audio check: A gets the stand-in files below, B none (the "no check" case).
+        common = [*TINY, "trainer.max_epochs=1", f"data.cache_dir={tmp / 'cache'}", "eval.audio_check.enabled=false"]
         assert cli.main(["train", "+experiment=lambda_0.3", *common, "eval.plots=true", f"hydra.run.dir={tmp / 'a'}"]) == 0
         assert cli.main(["train", "+experiment=baseline", *common, f"hydra.run.dir={tmp / 'b'}"]) == 0
         run_a, run_b = ((tmp / x / "mlflow_run_id.txt").read_text().strip() for x in "ab")
