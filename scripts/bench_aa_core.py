@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))                 # tests.aa.nmr_loop, the loop NMR
+sys.path.insert(0, str(REPO))                 # tests.aa.loss.nmr_loop, the loop NMR
 
 FS = 44100
 N_TONES = 16
@@ -148,7 +148,7 @@ def bench_bandlimit() -> dict:
 
 
 def bench_nmr() -> dict:
-    from tests.aa.nmr_loop import nmr_loop
+    from tests.aa.loss.nmr_loop import nmr_loop
 
     from aaexp.aa.loss.nmr import NMRLoss
     from aaexp.aa.signal.bandlimit import bandlimit

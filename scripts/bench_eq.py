@@ -35,7 +35,8 @@ class _NoTracker:
 
 def _epoch_seconds(exp: str, device: torch.device, threads: int | None) -> float:
     """Median seconds per training epoch over EPOCHS epochs on a SAFE-sized synthetic set."""
-    cfg = compose([f"+experiment={exp}", f"data.synthetic.rows_per_descriptor={SAFE_ROWS // 4 + 1}"])
+    cfg = compose([f"+experiment={exp}", f"data.synthetic.rows_per_descriptor={SAFE_ROWS // 4 + 1}",
+                   f"trainer.max_epochs={EPOCHS}", f"trainer.checkpoint_every={EPOCHS}"])
     ranges = PluginRanges.from_cfg(cfg.data.plugin)
     d = eq_data.load(cfg.data)
     norm = normalise.build(cfg.model.norm, d.params)
@@ -57,10 +58,10 @@ def _epoch_seconds(exp: str, device: torch.device, threads: int | None) -> float
         torch.manual_seed(0)
         model = eq_model.build(cfg.model, ranges).to(device)
         with tempfile.TemporaryDirectory() as tmp:
-            ctx = SimpleNamespace(out_dir=Path(tmp), device=device, progress=False, resumed=False,
+            ctx = SimpleNamespace(cfg=cfg, out_dir=Path(tmp), device=device, progress=False, resumed=False,
                                   log=logging.getLogger("bench"), tracker=_Timer())
             t0 = time.perf_counter()
-            train(ctx, model, Tensors(x, y, x[:0], y[:0]), cfg.model.recipe, cfg.loss, EPOCHS, checkpoint_every=EPOCHS)
+            train(ctx, model, Tensors(x, y, x[:0], y[:0]), cfg.loss)
     finally:
         torch.set_num_threads(before)
     return float(np.median(np.diff([t0, *times])))
@@ -76,7 +77,7 @@ def run() -> dict:
         out[f"{exp}/cpu_1thread_s_per_epoch"] = one
         out[f"{exp}/cpu_all_cores_s_per_epoch"] = every
         out[f"{exp}/all_cores_over_1thread"] = every / one
-        recipe_epochs = int(compose([f"+experiment={exp}"]).model.recipe.epochs)
+        recipe_epochs = int(compose([f"+experiment={exp}"]).trainer.max_epochs)
         out[f"{exp}/cpu_1thread_full_training_s_est"] = one * recipe_epochs
         if torch.cuda.is_available():
             gpu = _epoch_seconds(exp, torch.device("cuda"), None)
