@@ -148,10 +148,9 @@ def bench_bandlimit() -> dict:
 
 
 def bench_nmr() -> dict:
-    from tests.aa.loss.nmr_loop import nmr_loop
-
     from aaexp.aa.loss.nmr import NMRLoss
     from aaexp.aa.signal.bandlimit import bandlimit
+    from tests.aa.loss.nmr_loop import nmr_loop
 
     y_full, m, n = test_batch()
     y = y_full[:, -n:].contiguous()                       # 16 × 1 s window (N = 44,089: 42 frames, as 44,100)
