@@ -149,11 +149,16 @@ def run_audio_check(args, cfg) -> int:
         check.log_to(tracker, out_dir, cfg.audio_check.spectrogram)
         if tracker is not None:
             print(f"\nlogged to MLflow run {tracker.run_id}", file=sys.stderr)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(check.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    _write_json(args.json, check.to_dict())
     print(f"audio, spectrograms and numbers in {out_dir.resolve()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _write_json(path: str | None, doc: dict) -> None:
+    """`--json PATH`: everything machine-readable (nothing when not asked for)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def run(args) -> int:
@@ -183,8 +188,6 @@ def run(args) -> int:
             tracker.log_text(OmegaConf.to_yaml(cfg), "eval/eval_config.yaml")
             tracker.log_metrics({"eval/seconds": seconds})
             print(f"\nlogged to MLflow run {tracker.run_id}", file=sys.stderr)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    _write_json(args.json, result.to_dict())
     print(f"tables and plots in {out_dir.resolve()} ({seconds:.1f} s)", file=sys.stderr)
     return 0

@@ -80,10 +80,12 @@ class Trainer(Task):
         self.watch = watch if watch is not None and watch.enabled else None
         max_time = trainer_cfg.get("max_time_s")
         self.max_time_s = None if max_time in (None, 0) else float(max_time)
-        by_time = None if self.max_time_s is None else (lambda: self.loop.wall_s() / self.max_time_s)
-        self.scheduler = make_scheduler(self.optimizer, trainer_cfg, self.max_epochs * self.updates_per_epoch, by_time)
-        self.loop = Loop(ctx, student, self.optimizer, self.ckpt_dir / LAST, state_cls=TrainState, scheduler=self.scheduler,
+        self.loop = Loop(ctx, student, self.optimizer, self.ckpt_dir / LAST, state_cls=TrainState,
                          generators={"shuffle": self.shuffle}, best_path=self.ckpt_dir / BEST, desc="epoch")
+        # The loop's clock exists first: a schedule over wall time reads it as soon as it is built.
+        by_time = None if self.max_time_s is None else (lambda: self.loop.wall_s() / self.max_time_s)
+        self.scheduler = self.loop.scheduler = make_scheduler(self.optimizer, trainer_cfg,
+                                                              self.max_epochs * self.updates_per_epoch, by_time)
         self.weights: dict[str, float] = {}
         self.lam = None
 
