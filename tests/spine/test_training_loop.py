@@ -122,3 +122,33 @@ def test_ctrl_c_in_a_step_study_keeps_the_finished_steps(tmp_path):
         _fit(tmp_path, _Tracker(kill_at=5), unit="step", units=8, every=100)
     blob = torch.load(tmp_path / "last.pt", weights_only=False)
     assert blob["state"]["epoch"] == 5 and blob["state"]["step"] == 5 * 3   # unit 5 finished before its logging
+
+
+def test_a_checkpoint_in_the_anti_aliasing_studys_former_layout_still_resumes_exactly(tmp_path):
+    """Runs interrupted under the version before the shared loop (weights under "student", the shuffle generator
+    beside the global RNGs, as aa/train/checkpoint.py wrote them) continue to the same weights."""
+    whole, _ = _fit(tmp_path / "a", _Tracker())
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "b", _Tracker(kill_at=3), every=1)
+    path = tmp_path / "b" / "last.pt"
+    new = torch.load(path, weights_only=False)
+    rng = {k: new["rng"][k] for k in ("python", "numpy", "torch")} | {"shuffle": new["rng"]["generators"]["shuffle"]}
+    torch.save({"student": new["model"], "optimizer": new["optimizer"], "scheduler": None, "state": new["state"],
+                "rng": rng}, path)
+    resumed, state = _fit(tmp_path / "b", _Tracker(), resumed=True, seed=123)
+    assert state.epoch == 4 and state.step == 12
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_tnca_and_eq_checkpoints_in_their_former_layouts_become_loop_states():
+    tnca = checkpoint.upgrade({"model": {}, "optimizer": {}, "iteration": 20, "died_at": None, "torch_rng": torch.get_rng_state(),
+                               "history": {"loss/total": [(10, 2.0), (20, 1.5)], "nca/alive_fraction": [(10, 0.5), (20, 0.4)]}})
+    assert tnca["state"] == {"epoch": 20, "step": 20, "died_at": None,
+                             "history": [{"epoch": 10, "loss/total": 2.0, "nca/alive_fraction": 0.5},
+                                         {"epoch": 20, "loss/total": 1.5, "nca/alive_fraction": 0.4}]}
+    eq = checkpoint.upgrade({"model": {}, "optimizer": {}, "scheduler": None, "rng": torch.get_rng_state(), "epoch": 2,
+                             "history": {"train/loss": [0.9, 0.7], "val/recon": [0.5, 0.4]}})
+    assert eq["state"] == {"epoch": 2, "history": [{"epoch": 1, "train/loss": 0.9, "val/recon": 0.5},
+                                                   {"epoch": 2, "train/loss": 0.7, "val/recon": 0.4}]}
+    assert set(eq["rng"]) == set(tnca["rng"]) == {"torch"}

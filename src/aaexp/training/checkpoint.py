@@ -29,8 +29,11 @@ def rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:
 
 
 def restore_rng(states: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    """Put back what `rng_states` took (an older checkpoint may hold torch's state only)."""
+    if "python" in states:
+        random.setstate(states["python"])
+    if "numpy" in states:
+        np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
     for k, g in generators.items():
         g.set_state(states["generators"][k])
@@ -46,11 +49,41 @@ def save(path: Path, state, model: torch.nn.Module, optimizer: torch.optim.Optim
                         "state": asdict(state), "rng": rng_states(generators or {})}, path)
 
 
+def _rows(points: dict[str, list], unit_of) -> list[dict[str, float]]:
+    """A history kept as {metric: [values]} as the loop's [{"epoch": n, metric: value, ...}]."""
+    rows: dict[int, dict[str, float]] = {}
+    for k, values in points.items():
+        for i, v in enumerate(values):
+            n, value = unit_of(i, v)
+            rows.setdefault(n, {"epoch": n})[k] = value
+    return [rows[n] for n in sorted(rows)]
+
+
+def upgrade(blob: dict) -> dict:
+    """A checkpoint written before the studies shared this loop, in this format, so such runs still resume:
+    the anti-aliasing study's (weights under "student", its shuffle generator beside the global RNGs), TNCA's
+    (counters at the top level, torch's RNG only) and EQ's (likewise, history as lists per metric)."""
+    if "state" in blob and "model" in blob:
+        return blob
+    if "student" in blob:                                   # anti-aliasing
+        rng = dict(blob["rng"])
+        rng["generators"] = {"shuffle": rng.pop("shuffle")}
+        return {**blob, "model": blob["student"], "rng": rng}
+    if "iteration" in blob:                                 # TNCA: history {metric: [(step, value)]}
+        it = int(blob["iteration"])
+        history = _rows(blob["history"], lambda i, sv: (int(sv[0]), float(sv[1])))
+        return {"model": blob["model"], "optimizer": blob["optimizer"], "scheduler": None, "rng": {"torch": blob["torch_rng"]},
+                "state": {"epoch": it, "step": it, "history": history, "died_at": blob.get("died_at")}}
+    history = _rows(blob["history"], lambda i, v: (i + 1, float(v)))   # EQ: {metric: [value per epoch]}
+    return {"model": blob["model"], "optimizer": blob["optimizer"], "scheduler": blob.get("scheduler"),
+            "rng": {"torch": blob["rng"]}, "state": {"epoch": int(blob["epoch"]), "history": history}}
+
+
 def load(path: Path, state_cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
          generators: dict[str, torch.Generator] | None = None):
     """Restore what `save` wrote into the given objects; returns the loop counters as a `state_cls`."""
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = upgrade(torch.load(path, map_location="cpu", weights_only=False))
         model.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         if scheduler is not None and blob.get("scheduler") is not None:
