@@ -112,7 +112,6 @@ def measure(device: torch.device, reps: int = REPS) -> dict:
 
         state = TrainState()
         trainer.items(0, state)   # the epoch's loss weights
-        trainer._tones = 0
         loop, one = trainer.loop, _OneBatch(trainer, idx)
         loop.units = loop.checkpoint_every = 10**9   # no end-of-run or periodic checkpoint inside the timing
         train_step = lambda: trainer.train_batch(idx, weights, state)  # noqa: E731

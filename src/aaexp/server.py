@@ -7,7 +7,6 @@ owns the database and stores the artifacts they upload (`--serve-artifacts`).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,10 +54,4 @@ def main(argv: list[str]) -> int:
           f"UI: {tracking.ui_url(f'http://{shown}:{args.port}')}   Ctrl-C stops it", flush=True)
     if store.startswith("sqlite:///"):
         tracking.client(store).search_experiments()  # create/migrate the schema under aaexp's lock, once
-    proc = subprocess.Popen(command(store, args.host, args.port, artifacts, extra))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=30)
-        return 0
+    return tracking.run_until_interrupted(command(store, args.host, args.port, artifacts, extra), stop_timeout_s=30)

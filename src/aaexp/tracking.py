@@ -89,6 +89,17 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 UI_QUERY = "workflowType=machine_learning"
 
 
+def run_until_interrupted(cmd: list[str], stop_timeout_s: float) -> int:
+    """Run a server process in the foreground; Ctrl-C stops it (exit 0) instead of leaving it behind."""
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=stop_timeout_s)
+        return 0
+
+
 def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
     """A link into the MLflow UI that opens on the runs table (or the run), not the GenAI overview."""
     path = "#/experiments" + (f"/{experiment_id}" if experiment_id else "") + (f"/runs/{run_id}" if run_id else "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 
 from aaexp import tracking
@@ -25,10 +24,4 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     uri = tracking.resolve_uri(args.tracking_uri)
     print(f"MLflow UI: {tracking.ui_url(f'http://{args.host}:{args.port}')}  (store {uri}); Ctrl-C stops it", flush=True)
-    proc = subprocess.Popen(command(uri, args.host, args.port))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
-        return 0
+    return tracking.run_until_interrupted(command(uri, args.host, args.port), stop_timeout_s=10)

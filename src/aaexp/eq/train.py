@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from aaexp.eq.contrastive import SupConLoss
-from aaexp.training.loop import Loop, Task
+from aaexp.training.loop import Loop, Task, series
 from aaexp.training.lr_schedule import make_scheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -116,9 +116,5 @@ def train(ctx, model: torch.nn.Module, data: Tensors, loss_cfg) -> TrainResult:
     task.loop = Loop(ctx, model, opt, Path(ctx.out_dir) / CHECKPOINT, scheduler=sched, progress="units", desc="eq epochs")
     state, _ = task.loop.fit(task)
     model.eval()
-    history: dict[str, list[float]] = {}
-    for row in state.history:
-        for k, v in row.items():
-            if k != "epoch":
-                history.setdefault(k, []).append(v)
+    history = {k: [v for _, v in points] for k, points in series(state.history).items()}
     return TrainResult(state.epoch, history, task.resumed_from)

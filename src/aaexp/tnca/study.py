@@ -30,7 +30,7 @@ from aaexp.tnca.losses import MultiResolutionSTFTLoss, SpectrogramLoss
 from aaexp.tnca.nca import OutputSpec, SpectrogramNCA, output_specs
 from aaexp.tnca.target import Target, load_target
 from aaexp.tnca.vocoders import GriffinLimVocoder, build_vocoder
-from aaexp.training.loop import Loop, LoopState, Task
+from aaexp.training.loop import Loop, LoopState, Task, series
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -197,16 +197,6 @@ def train(ctx, s: Setup) -> TrainState:
     return state
 
 
-def curves(st: TrainState) -> dict[str, list[tuple[int, float]]]:
-    """The logged metrics as {name: [(step, value), ...]}."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for row in st.history:
-        for k, v in row.items():
-            if k != "epoch":
-                out.setdefault(k, []).append((row["epoch"], v))
-    return out
-
-
 def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
     """Final growth, vocoding, measures and artifacts; returns the run's final metrics."""
     tr, tracker, out = ctx.cfg.trainer, ctx.tracker, ctx.out_dir
@@ -239,7 +229,7 @@ def finish(ctx, s: Setup, st: TrainState) -> dict[str, float]:
     hop_s = c.hop_length / c.sample_rate
     tracker.log_figure(plots.outputs_figure(_numpy(outs), _numpy(tgt.spectrograms), hop_s, c.compression, "final"), "plots/final.png")
     if st.history:
-        tracker.log_figure(plots.loss_curve({k: v for k, v in curves(st).items() if k.startswith("loss/")}), "plots/loss.png")
+        tracker.log_figure(plots.loss_curve({k: v for k, v in series(st.history).items() if k.startswith("loss/")}), "plots/loss.png")
     if tr.growth_gif and states:
         spec0 = s.specs[0]
         every = max(1, math.ceil(len(states) / int(tr.gif_frames)))

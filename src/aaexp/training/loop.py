@@ -240,3 +240,12 @@ class Loop:
         task.after_unit(state, metrics)
         return stopped
 
+
+def series(history: list[dict[str, float]]) -> dict[str, list[tuple[int, float]]]:
+    """The loop's per-unit history as {metric: [(unit, value), ...]} (for curves)."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in history:
+        for k, v in row.items():
+            if k != "epoch":
+                out.setdefault(k, []).append((row["epoch"], v))
+    return out

@@ -171,6 +171,7 @@ class Trainer(Task):
     def items(self, unit: int, state: TrainState):
         self.lam = lambda_at(self.loss_cfg, unit, self.max_epochs)
         self.weights = term_weights(self.loss_cfg, self.lam)
+        self.tones_at_start = state.tones_seen
         perm = torch.randperm(len(self.train), generator=self.shuffle)
         bs = int(self.cfg.batch_size)
         return [perm[i: i + bs] for i in range(0, len(perm), bs)]
@@ -178,7 +179,6 @@ class Trainer(Task):
     def step(self, idx: torch.Tensor, state: TrainState) -> dict:
         terms = self.train_batch(idx, self.weights, state)
         state.tones_seen += len(idx)
-        self._tones += len(idx)
         return terms
 
     def after_item(self, state: TrainState) -> str | None:
@@ -196,8 +196,7 @@ class Trainer(Task):
         metrics.update({"lambda": self.lam,  # None (explicit weights) is not logged
                         "lr": self.optimizer.param_groups[0]["lr"],
                         "perf/epoch_s": time.perf_counter() - started, "perf/train_s": train_s,
-                        "perf/samples_per_s": self._tones / train_s, "perf/updates": float(state.step)})
-        self._tones = 0
+                        "perf/samples_per_s": (state.tones_seen - self.tones_at_start) / train_s, "perf/updates": float(state.step)})
         if self.scheduler is not None and not per_update(self.scheduler):
             self.scheduler.step(metrics["val/loss"])
         return metrics
@@ -240,7 +239,6 @@ class Trainer(Task):
 
     # -- the run -----------------------------------------------------------------------------------
     def fit(self) -> FitResult:
-        self._tones = 0
         state, stopped = self.loop.fit(self)
         log = self.ctx.log
         if stopped == "target":
