@@ -55,6 +55,8 @@ STUDY_RULES: dict[str, dict[str, tuple[str, float, bool, bool]]] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {"trainer.on_divergence": ("warn", "stop")}
+# EQ steps its schedule once per epoch on held-out reconstruction: the per-update schedules are AA's only.
+STUDY_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"eq": {"trainer.lr_schedule": ("constant", "plateau")}}
 
 
 def _get(cfg: DictConfig, key: str) -> tuple[bool, Any]:
@@ -83,15 +85,15 @@ def _problem(value: Any, kind: str, low: float, inclusive: bool, nullable: bool)
 
 def check_numbers(cfg: DictConfig) -> None:
     """Raise AaexpError (exit 2) naming the first numeric setting out of its range (or bad choice)."""
-    study = STUDY_RULES.get(str(cfg.study.name) if "study" in cfg else "", {})
-    for key, (kind, low, inclusive, nullable) in {**RULES, **study}.items():
+    name = str(cfg.study.name) if "study" in cfg else ""
+    for key, (kind, low, inclusive, nullable) in {**RULES, **STUDY_RULES.get(name, {})}.items():
         present, value = _get(cfg, key)
         if not present:
             continue
         msg = _problem(value, kind, low, inclusive, nullable)
         if msg:
             raise AaexpError(f"{key}={value}: {msg}")
-    for key, allowed in CHOICES.items():
+    for key, allowed in {**CHOICES, **STUDY_CHOICES.get(name, {})}.items():
         present, value = _get(cfg, key)
         if present and value not in allowed:
             raise AaexpError(f"{key}={value}: must be one of {', '.join(allowed)}")

@@ -136,7 +136,8 @@ def test_bad_numbers_are_refused_before_any_work(tmp_path, mlflow_uri, capsys, o
 
 
 @pytest.mark.parametrize("study, override", [("eq", "trainer.checkpoint_every=0"), ("eq", "trainer.batch_size=1"),
-                                             ("tnca", "trainer.steps=0"), ("tnca", "trainer.growth_steps=-3")])
+                                             ("tnca", "trainer.steps=0"), ("tnca", "trainer.growth_steps=-3"),
+                                             ("eq", "trainer.lr_schedule=cosine")])   # EQ has no per-update schedule
 def test_every_study_checks_its_numbers(study, override):
     from aaexp.checks import check_numbers
     from aaexp.config import compose
