@@ -117,7 +117,7 @@ def run(ctx) -> dict[str, float]:
 
     lam = cfg.loss.get("lam")
     note = f"aaexp anti-aliasing fine-tune of {t_path.name} (loss.lam={lam}, schedule={cfg.loss.schedule})"
-    files = export_students(ctx, student, fit.best_path, note, fit.target_path)
+    files = export_students(ctx, trainer.scored, fit.best_path, note, fit.target_path)   # the EMA when kept
     log.info("students written: %s", ", ".join(str(p) for p in files.values()))
 
     # The student judged at the end: the first to meet the target when training stopped there, else the best.
@@ -130,6 +130,10 @@ def run(ctx) -> dict[str, float]:
         log.info("no verdict: give model.baseline.path (an earlier student, or its run folder) to get one")
     result = evaluate(teacher, best, cfg.eval, ctx.device, baseline=baseline, progress=ctx.progress)
     result.log_to(ctx.tracker, Path(ctx.out_dir) / "eval")
+    if watch.confirmer is not None:   # the student reported is scored on tones its selection never saw
+        confirmed, confirm_metrics = watch.score(best, watch.confirmer, "confirm/")
+        ctx.tracker.log_metrics(confirm_metrics)
+        print("confirmation grid (tones no stopping or best-checkpoint choice saw):\n" + confirmed.format_table())
     verdict = result.verdict or "n/a (no baseline)"
     ctx.tracker.set_tags({"verdict": verdict, "best_epoch": fit.state.best_epoch})
     print(result.format_table())

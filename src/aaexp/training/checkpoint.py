@@ -42,11 +42,15 @@ def restore_rng(states: dict[str, Any], generators: dict[str, torch.Generator]) 
 
 
 def save(path: Path, state, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
-         generators: dict[str, torch.Generator] | None = None) -> Path:
-    """Write the resumable checkpoint (weights, optimiser, LR schedule, counters `state`, RNG states)."""
-    return atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": None if scheduler is None else scheduler.state_dict(),
-                        "state": asdict(state), "rng": rng_states(generators or {})}, path)
+         generators: dict[str, torch.Generator] | None = None, averaged: torch.nn.Module | None = None) -> Path:
+    """Write the resumable checkpoint (weights, optimiser, LR schedule, counters `state`, RNG states, and
+    the weight average when the run keeps one)."""
+    blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "state": asdict(state), "rng": rng_states(generators or {})}
+    if averaged is not None:
+        blob["averaged"] = averaged.state_dict()
+    return atomic_save(blob, path)
 
 
 def _rows(points: dict[str, list], unit_of) -> list[dict[str, float]]:
@@ -80,11 +84,17 @@ def upgrade(blob: dict) -> dict:
 
 
 def load(path: Path, state_cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
-         generators: dict[str, torch.Generator] | None = None):
-    """Restore what `save` wrote into the given objects; returns the loop counters as a `state_cls`."""
+         generators: dict[str, torch.Generator] | None = None, averaged: torch.nn.Module | None = None):
+    """Restore what `save` wrote into the given objects; returns the loop counters as a `state_cls`.
+    A run that keeps a weight average but resumes a checkpoint without one starts the average from the weights."""
     try:
         blob = upgrade(torch.load(path, map_location="cpu", weights_only=False))
         model.load_state_dict(blob["model"])
+        if averaged is not None:
+            if "averaged" in blob:
+                averaged.load_state_dict(blob["averaged"])
+            else:
+                averaged.module.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         if scheduler is not None and blob.get("scheduler") is not None:
             scheduler.load_state_dict(blob["scheduler"])

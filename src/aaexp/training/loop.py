@@ -78,9 +78,11 @@ class Loop:
 
     def __init__(self, ctx, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ckpt_path: Path, *,
                  unit: str = "epoch", state_cls=LoopState, scheduler=None, generators: dict | None = None,
-                 best_path: Path | None = None, progress: str = "items", desc: str = "train"):
+                 best_path: Path | None = None, progress: str = "items", desc: str = "train", averaged=None):
         tr = ctx.cfg.trainer
         self.ctx, self.model, self.optimizer, self.scheduler = ctx, model, optimizer, scheduler
+        self.averaged = averaged   # torch AveragedModel (EMA) or None: best/at-target files take its weights
+        self.exported = model if averaged is None else averaged.module
         self.unit, self.state_cls, self.generators = unit, state_cls, generators or {}
         self.units = int(tr.max_epochs if unit == "epoch" else tr.steps)
         self.ckpt_path, self.best_path = Path(ckpt_path), best_path
@@ -130,17 +132,17 @@ class Loop:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def save_last(self, state: LoopState) -> None:
-        checkpoint.save(self.ckpt_path, state, self.model, self.optimizer, self.scheduler, self.generators)
+        checkpoint.save(self.ckpt_path, state, self.model, self.optimizer, self.scheduler, self.generators, self.averaged)
 
     def save_model(self, path: Path, state: LoopState, **extra) -> None:
         """The model's weights alone (best, at-target), with the counters they were taken at."""
-        atomic_save({"model": self.model.state_dict(), "epoch": state.epoch, "step": state.step, **extra}, path)
+        atomic_save({"model": self.exported.state_dict(), "epoch": state.epoch, "step": state.step, **extra}, path)
 
     def save_best(self, state: LoopState, metrics: dict[str, float], epoch: int) -> None:
         value = metrics.get(self.best_metric) if self.best_metric else None
         if value is not None and math.isfinite(value) and value < state.best_value:
             state.best_value, state.best_epoch, state.best_step = value, epoch, state.step
-            atomic_save({"model": self.model.state_dict(), "epoch": epoch, "step": state.step, self.best_metric: value},
+            atomic_save({"model": self.exported.state_dict(), "epoch": epoch, "step": state.step, self.best_metric: value},
                         self.best_path)
 
     def record(self, state: LoopState, metrics: dict[str, float], epoch: int) -> None:
@@ -155,7 +157,8 @@ class Loop:
         if not self.ckpt_path.is_file():
             self.ctx.log.warning("resume: no checkpoint %s yet; training from the start", self.ckpt_path)
             return None
-        state = checkpoint.load(self.ckpt_path, self.state_cls, self.model, self.optimizer, self.scheduler, self.generators)
+        state = checkpoint.load(self.ckpt_path, self.state_cls, self.model, self.optimizer, self.scheduler, self.generators,
+                                self.averaged)
         self.wall_offset = state.wall_s
         self.ctx.log.info("resumed from %s after %s %d of %d (%d updates, %.0f s)", self.ckpt_path, self.unit, state.epoch,
                           self.units, state.step, state.wall_s)

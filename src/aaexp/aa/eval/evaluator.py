@@ -160,13 +160,14 @@ class GridEvaluator:
     minutes (the teacher's responses and scores are not recomputed), with the very same numbers.
     """
 
-    def __init__(self, teacher, cfg_eval, device, progress: bool = False, fs: int | None = None):
+    def __init__(self, teacher, cfg_eval, device, progress: bool = False, fs: int | None = None,
+                 grid: eval_grid.ToneGrid | None = None):
         _check_cfg(cfg_eval)
         self.cfg, self.progress = cfg_eval, progress
         self.device, self.dtype = torch.device(device), getattr(torch, str(cfg_eval.dtype))
         self.teacher = teacher
         self.fs = fs if teacher is None else _sample_rate({"teacher": teacher})
-        self.grid = eval_grid.make_grid(cfg_eval, self.fs)
+        self.grid = eval_grid.make_grid(cfg_eval, self.fs) if grid is None else grid
         self.bands = eval_grid.parse_bands(cfg_eval.bands)
         self.region = cfg_eval.group_by == "region"
         self.thresholds = {"nmr_s_db": float(cfg_eval.thresholds.nmr_s_db), "hesr_r_db": float(cfg_eval.thresholds.hesr_r_db)}

@@ -92,9 +92,35 @@ def make_grid(cfg_eval, fs: int, n_tones: int | None = None, levels_dbfs: list[f
         raise AaexpError(f"eval.tones: need 0 < f_min_hz <= f_max_hz < fs/2 = {fs / 2:g} Hz, got {f_lo:g}..{f_hi:g}")
     if any(v > 0 for v in levels):
         raise AaexpError(f"eval levels are dBFS of the sine's peak and must be <= 0, got {levels}")
-    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.window_kind))
     f_nom = (torch.logspace(math.log10(f_lo), math.log10(f_hi), n, dtype=torch.float64) if n > 1
              else torch.tensor([f_lo], dtype=torch.float64))
+    return grid_of(cfg_eval, fs, f_nom, levels)
+
+
+def confirm_f0(cfg_eval) -> torch.Tensor:
+    """The confirmation grid's nominal f0s (`eval.confirm`): the published protocol's piano keys
+    (MIDI midi_min..midi_max) plus the geometric midpoints of the standard grid's f0s above
+    `between_above_hz` — tones that no stopping or best-checkpoint choice on the standard grid has seen."""
+    c, t = cfg_eval.confirm, cfg_eval.tones
+    keys = tones.midi_to_hz(torch.arange(int(c.midi_min), int(c.midi_max) + 1, dtype=torch.float64))
+    std = torch.logspace(math.log10(float(t.f_min_hz)), math.log10(float(t.f_max_hz)), int(t.n), dtype=torch.float64)
+    mid = (std[:-1] * std[1:]).sqrt()
+    mid = mid[mid > float(c.between_above_hz)]
+    return torch.cat([keys, mid]).sort().values
+
+
+def confirm_grid(cfg_eval, fs: int) -> ToneGrid:
+    """The confirmation grid at `eval.confirm.level_dbfs` (see confirm_f0)."""
+    g = grid_of(cfg_eval, fs, confirm_f0(cfg_eval), [float(cfg_eval.confirm.level_dbfs)])
+    new = ~torch.isin(g.m, make_grid(cfg_eval, fs).m)   # 27.5 Hz is both a key and the grid's end: keep it out
+    return ToneGrid(g.fs, g.n_window, g.m[new], g.f0[new], g.f0_nominal[new], g.level_dbfs[new], g.phase)
+
+
+def grid_of(cfg_eval, fs: int, f_nom: torch.Tensor, levels: list[float]) -> ToneGrid:
+    """Tones at nominal f0s `f_nom` (Tensor[n], ascending) at every level, snapped to the window."""
+    t = cfg_eval.tones
+    n, f_lo, f_hi = len(f_nom), float(f_nom.min()), float(f_nom.max())
+    n_window = tones.analysis_length(int(fs), float(cfg_eval.window_s), str(cfg_eval.window_kind))
     m, f0, _ = tones.snap_f0(f_nom, int(fs), n_window, within=(f_lo, f_hi))
     if len(set(m.tolist())) < n:
         raise AaexpError(f"eval grid: {n} tones from {f_lo:g} Hz are closer than the window's {fs / n_window:.3g} Hz bins; "

@@ -114,6 +114,7 @@ class AALoss(nn.Module):
         self.harmonic = HarmonicLoss(int(h.n_harmonics), float(h.floor_db))
         self.nmr_form = str(loss_cfg.nmr_form)
         self.esr_form = str(loss_cfg.esr_form)
+        self.last_nmr_db: Tensor | None = None
         self.nmr_floor_db = None if loss_cfg.nmr_floor_db is None else float(loss_cfg.nmr_floor_db)
         for key, form, forms in (("nmr_form", self.nmr_form, NMR_FORMS), ("esr_form", self.esr_form, FORMS)):
             if form not in forms:
@@ -138,6 +139,7 @@ class AALoss(nn.Module):
                 # The reference trains on the linear ratio of the batch's mean NMR in dB (power); `db`
                 # trains on the mean dB itself, whose gradient does not fade as NMR comes down.
                 per_tone = self.nmr(y, t)
+                self.last_nmr_db = per_tone.detach()   # per tone, before the floor: the trainer's difficulty measure
                 if self.nmr_floor_db is not None:  # no reward below the floor: past it, ESR has the say
                     per_tone = per_tone.clamp_min(self.nmr_floor_db)
                 if self.nmr_form == "pmean":  # the evaluation's aggregate: the worst tones weigh most

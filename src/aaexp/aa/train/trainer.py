@@ -28,6 +28,7 @@ from aaexp.training.loop import Loop, LoopState, Task
 from aaexp.training.lr_schedule import make_scheduler, per_update
 
 VAL_RATIOS = ("esr", "esr_normal", "asr", "nmr")  # validation measures, reported in dB
+SAMPLING = ("uniform", "difficulty")
 LAST, BEST, TARGET = "last.pt", "best.pt", "target.pt"   # in <run>/checkpoints: resumable; best and first at-target weights
 
 
@@ -39,6 +40,8 @@ class TrainState(LoopState):
     target_step: int | None = None        # updates at the first evaluation that met the target
     target_wall_s: float | None = None    # time to target
     target_tones: int | None = None
+    confirm_failures: int = 0             # full-grid passes the confirmation grid did not confirm
+    difficulty: list[float] | None = None  # per training tone: its NMR (dB) when last trained on (NaN: not yet)
 
 
 @dataclass
@@ -67,6 +70,14 @@ class Trainer(Task):
         self.loss = AALoss(loss_cfg, train.fs).to(self.device)
         self.framing = Framing.build(student, train.n_warmup, train.n_window, self.loss.history, tbptt)
         self.optimizer = torch.optim.Adam(student.parameters(), lr=float(trainer_cfg.lr))
+        decay = trainer_cfg.get("ema_decay")
+        # An exponential moving average of the weights is what gets scored and exported (the last iterate is noisy).
+        self.averaged = None if decay in (None, 0) else torch.optim.swa_utils.AveragedModel(
+            student, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(decay)))
+        self.scored = student if self.averaged is None else self.averaged.module
+        self.sampling = trainer_cfg.sampling
+        if str(self.sampling.kind) not in SAMPLING:
+            raise AaexpError(f"trainer.sampling.kind={self.sampling.kind!r} is not one of {', '.join(SAMPLING)}")
         self.shuffle = torch.Generator().manual_seed(int(ctx.cfg.get("seed") or 0))
         self.ckpt_dir = Path(ctx.out_dir) / "checkpoints"
         # Validation loss uses the weights λ ends at, so epochs compare on one scale under a curriculum.
@@ -81,7 +92,8 @@ class Trainer(Task):
         max_time = trainer_cfg.get("max_time_s")
         self.max_time_s = None if max_time in (None, 0) else float(max_time)
         self.loop = Loop(ctx, student, self.optimizer, self.ckpt_dir / LAST, state_cls=TrainState,
-                         generators={"shuffle": self.shuffle}, best_path=self.ckpt_dir / BEST, desc="epoch")
+                         generators={"shuffle": self.shuffle}, best_path=self.ckpt_dir / BEST, desc="epoch",
+                         averaged=self.averaged)
         # The loop's clock exists first: a schedule over wall time reads it as soon as it is built.
         by_time = None if self.max_time_s is None else (lambda: self.loop.wall_s() / self.max_time_s)
         self.scheduler = self.loop.scheduler = make_scheduler(self.optimizer, trainer_cfg,
@@ -105,18 +117,27 @@ class Trainer(Task):
         targets = self.framing.target_frames(self.train.targets(idx, self.dtype, self.device))
         m = self.train.m[idx].to(self.device)
         sums: dict = {}
+        nmr_db = []
         for k, y in enumerate(self.framing.student_frames(self.student, x)):
+            self.loss.last_nmr_db = None
             total, terms = self.loss(y, targets[k], m, weights)
+            if self.loss.last_nmr_db is not None:
+                nmr_db.append(self.loss.last_nmr_db)
             self.loop.check(total, terms, state.epoch + 1, state.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
+            if self.averaged is not None:
+                self.averaged.update_parameters(self.student)
             if per_update(self.scheduler) and self.scheduler.last_epoch < getattr(self.scheduler, "total_steps", math.inf) - 1:
                 self.scheduler.step()
             state.step += 1
             sums["loss"] = sums.get("loss", 0.0) + total.detach()
             for n, v in terms.items():
                 sums[n] = sums.get(n, 0.0) + v.detach()
+        if nmr_db and state.difficulty is not None:
+            for i, v in zip(idx.tolist(), torch.stack(nmr_db).mean(0).tolist()):
+                state.difficulty[i] = v
         out = {n: v / len(self.framing.frames) for n, v in sums.items()}
         return {n: float(v) for n, v in out.items()} if self.loop.sync_each_step else out
 
@@ -128,7 +149,8 @@ class Trainer(Task):
         ESR compares BL(student) with the target (harmonics only), esr_normal the raw output; the
         per-tone power ratios are averaged, then put in dB (`_db`), and the worst tone is `_max_db`.
         """
-        self.student.eval()
+        model = self.scored
+        model.eval()
         per_tone: dict[str, list[torch.Tensor]] = {k: [] for k in VAL_RATIOS}
         loss_sum, bs = 0.0, int(self.cfg.val_batch_size)
         for i in range(0, len(self.val), bs):
@@ -136,7 +158,7 @@ class Trainer(Task):
             x = self.val.inputs(idx, self.dtype, self.device, start=self.framing.input_start)
             t = self.val.targets(idx, self.dtype, self.device)
             m = self.val.m[idx].to(self.device)
-            y_ext = self.framing.student_window(self.student, x)
+            y_ext = self.framing.student_window(model, x)
             t_ext = torch.cat([t[:, t.shape[-1] - self.loss.history:], t], -1) if self.loss.history else t
             loss, _ = self.loss(y_ext, t_ext, m, self.val_weights)
             loss_sum += float(loss) * len(idx)
@@ -145,7 +167,7 @@ class Trainer(Task):
             per_tone["esr_normal"].append(self.esr_normal(y, t))
             per_tone["asr"].append(self.asr(y, m))
             per_tone["nmr"].append(db_to_power(self.nmr(y, t)))
-        self.student.train()
+        model.train()
         out = {"val/loss": loss_sum / len(self.val)}
         for k, parts in per_tone.items():
             v = torch.cat(parts)
@@ -166,15 +188,22 @@ class Trainer(Task):
                 return "target"
         if self.watch is not None:
             self.watch.restart(state.step)
+        if state.difficulty is None:
+            state.difficulty = [math.nan] * len(self.train)
         return None
 
     def items(self, unit: int, state: TrainState):
         self.lam = lambda_at(self.loss_cfg, unit, self.max_epochs)
         self.weights = term_weights(self.loss_cfg, self.lam)
         self.tones_at_start = state.tones_seen
-        perm = torch.randperm(len(self.train), generator=self.shuffle)
+        perm = self._draw(unit, state)
         bs = int(self.cfg.batch_size)
         return [perm[i: i + bs] for i in range(0, len(perm), bs)]
+
+    def _draw(self, unit: int, state: TrainState) -> torch.Tensor:
+        sp = self.sampling
+        kind = str(sp.kind) if unit > 0 else "uniform"   # the first epoch sees every tone once
+        return draw_order(len(self.train), state.difficulty, kind, float(sp.mix), float(sp.floor_db), self.shuffle)
 
     def step(self, idx: torch.Tensor, state: TrainState) -> dict:
         terms = self.train_batch(idx, self.weights, state)
@@ -206,36 +235,49 @@ class Trainer(Task):
 
     # -- target watch ------------------------------------------------------------------------------
     def _check_best_metric(self, metrics: dict[str, float]) -> None:
-        from_watch = self.best_metric.startswith("eval/") and self.watch is not None
+        from_watch = self.best_metric.startswith(("eval/", "screen/", "confirm/")) and self.watch is not None
         if self.best_metric not in metrics and not from_watch:
             raise AaexpError(f"trainer.best_metric={self.best_metric!r} is not a validation metric; choose from "
                              f"{sorted(metrics)} (or eval/excess_db with trainer.eval_every_s or eval_every_n)")
 
     def _watch(self, state: TrainState) -> bool:
-        """In-training evaluation against the target; True when training should stop here."""
+        """In-training scoring against the target; True when training should stop here."""
         tracker, log = self.ctx.tracker, self.ctx.log
         self.loop.flush()   # a NaN must stop the run, not be scored
-        result, metrics = self.watch.score(self.student)
+        check = self.watch.check(self.scored)
+        metrics = check.metrics
         state.wall_s = self.loop.wall_s()
-        metrics.update({"perf/wall_s": state.wall_s, "perf/tones_seen": float(state.tones_seen)})
+        metrics.update({"perf/wall_s": state.wall_s, "perf/tones_seen": float(state.tones_seen),
+                        "perf/scoring_share": self.watch.seconds / max(state.wall_s, 1e-9)})
         tracker.log_metrics(metrics, step=state.step)
         self.loop.save_best(state, metrics, state.epoch)
-        passed = metrics["eval/pass"] > 0
-        log.info("eval at %d updates, %.0f s: worst band %+.1f dB from the target%s", state.step, state.wall_s,
-                 metrics["eval/excess_db"], " - target met" if passed else "")
-        if passed and state.target_step is None:
+        where = f"{state.step} updates, {state.wall_s:.0f} s"
+        if check.screened_out:
+            log.info("screen at %s: worst band %+.1f dB from the target", where, metrics["screen/excess_db"])
+        else:
+            log.info("eval at %s: worst band %+.1f dB from the target%s", where, metrics["eval/excess_db"],
+                     "" if not check.passed else (" - met; confirmation grid %+.1f dB" % metrics["confirm/excess_db"]
+                                                  if "confirm/excess_db" in metrics else " - target met"))
+        if check.passed and not check.confirmed:
+            state.confirm_failures += 1
+            log.info("the confirmation grid does not confirm it (%d time(s) so far): training goes on", state.confirm_failures)
+        if check.confirmed and state.target_step is None:
             state.target_step, state.target_wall_s, state.target_tones = state.step, state.wall_s, state.tones_seen
             self.loop.save_model(self.ckpt_dir / TARGET, state)
             at_target = {"perf/time_to_target_s": state.wall_s, "perf/updates_to_target": float(state.step),
-                         "perf/tones_to_target": float(state.tones_seen)}
-            at_target.update({f"target/{k[len('eval/'):]}": v for k, v in metrics.items()
-                              if k.startswith(("eval/nmr_s/", "eval/hesr_r/"))})
+                         "perf/tones_to_target": float(state.tones_seen),
+                         "perf/confirm_failures": float(state.confirm_failures)}
+            for prefix, name in (("eval/", "target/"), ("confirm/", "target/confirm/")):
+                at_target.update({name + k[len(prefix):]: v for k, v in metrics.items()
+                                  if k.startswith((prefix + "nmr_s/", prefix + "hesr_r/"))})
             tracker.log_metrics(at_target, step=state.step)
             tracker.set_tags({"time_to_target_s": f"{state.wall_s:.0f}"})
-            print(f"target met after {state.wall_s:.0f} s ({state.step} updates, {state.tones_seen} tones):\n"
-                  f"{result.format_table()}", flush=True)
+            tables = check.result.format_table()
+            if check.confirm_result is not None:
+                tables += "\nconfirmation grid (tones not used to stop):\n" + check.confirm_result.format_table()
+            print(f"target met after {state.wall_s:.0f} s ({state.step} updates, {state.tones_seen} tones):\n{tables}", flush=True)
         self.watch.restart(state.step)
-        return passed and self.watch.stop_at_target
+        return check.confirmed and self.watch.stop_at_target
 
     # -- the run -----------------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -253,6 +295,23 @@ class Trainer(Task):
             self.loop.save_model(self.ckpt_dir / BEST, state)
         target = self.ckpt_dir / TARGET if state.target_step is not None else None
         return FitResult(state, self.ckpt_dir / BEST, self.ckpt_dir / LAST, target)
+
+
+def draw_order(n: int, difficulty: list[float] | None, kind: str, mix: float, floor_db: float,
+               gen: torch.Generator) -> torch.Tensor:
+    """An epoch's tone order: a shuffle (uniform, or nothing measured yet), or n draws with replacement with
+    probability (1 − mix)/n + mix·w/Σw, w = a tone's NMR in dB above floor_db when last trained on (a tone not
+    yet seen weighs as the hardest): training goes where the student still aliases, every tone keeps a share."""
+    d = torch.tensor(difficulty or [], dtype=torch.float64)
+    seen = torch.isfinite(d)
+    if kind != "difficulty" or not seen.any():
+        return torch.randperm(n, generator=gen)
+    w = (d - floor_db).clamp_min(0.0)
+    w[~seen] = w[seen].max()
+    if float(w.sum()) <= 0:
+        return torch.randperm(n, generator=gen)
+    p = (1.0 - mix) / n + mix * w / w.sum()
+    return torch.multinomial(p, n, replacement=True, generator=gen)
 
 
 def _fmt(metrics: dict[str, float]) -> str:
