@@ -84,7 +84,7 @@ def test_a_screen_that_fails_skips_the_full_grid_and_a_confirmed_pass_counts(tmp
     cl, (a,) = finished_runs(mlflow_uri)
     assert len(history(cl, a.info.run_id, "screen/excess_db")) == 5   # the untrained copy, then 4 updates
     assert cl.get_metric_history(a.info.run_id, "eval/pass") == []      # the full grid never ran in training
-    # thresholds any student meets: screen, full grid and confirmation all pass at the first scoring (the untrained copy, trainer.eval_at_start)
+    # thresholds any student meets: screen, full grid and confirmation all pass at once (the untrained copy)
     assert train(tmp_path, *TINY, *watch, "eval.thresholds.nmr_s_db=200", "eval.thresholds.hesr_r_db=200",
                  "trainer.stop_at_target=true", run="b") == 0
     cl, (_, b) = finished_runs(mlflow_uri)
