@@ -15,9 +15,9 @@ from typing import Iterator
 
 from omegaconf import OmegaConf
 
-from aaexp import tracking
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 
 def eval_modules(config_dirs: list[str] | tuple[str, ...] = ()) -> list[tuple[str, ModuleType]]:

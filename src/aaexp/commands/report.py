@@ -18,8 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aaexp import tables, tracking
-from aaexp.errors import AaexpError
+from aaexp.core import tables
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 
 @dataclass
@@ -146,7 +147,7 @@ def main(argv: list[str]) -> int:
                    "with its tables, plots and audio copied in (opens from disk)")
     args = p.parse_args(argv)
     if args.html:
-        from aaexp.report_html.build import write_html
+        from aaexp.commands.report_html.build import write_html
 
         pages = write_html(args.tracking_uri, args.experiment_name, Path(args.html), args.param or ["loss.lam"], args.metrics)
         print("\n".join(str(p) for p in pages))

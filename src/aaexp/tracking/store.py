@@ -232,7 +232,7 @@ def start_run(
     try:
         yield tracker
     except BaseException as exc:
-        from aaexp.errors import TrialPruned
+        from aaexp.core.errors import TrialPruned
 
         status = "KILLED" if isinstance(exc, (KeyboardInterrupt, TrialPruned)) else "FAILED"
         tags = ({"optuna_pruned": "true", "optuna_pruned_step": str(exc.step)} if isinstance(exc, TrialPruned)

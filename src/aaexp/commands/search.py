@@ -21,8 +21,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from aaexp import tracking
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 log = logging.getLogger("aaexp.search")
 
@@ -114,7 +114,7 @@ class PruningReporter:
         self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(spec["number"])))
 
     def __call__(self, metrics: Mapping[str, float], step: int | None) -> None:
-        from aaexp.errors import TrialPruned
+        from aaexp.core.errors import TrialPruned
 
         value = metrics.get(self.metric) if self.metric else None
         if not _finite(value) or step is None:

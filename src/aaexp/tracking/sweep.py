@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from aaexp import tracking
+from aaexp.tracking import store as tracking
 
 # Overrides the callback adds to every job; the runner keeps them out of run names and tags.
 SWEEP_KEYS = ("tracking.parent_run_id", "tracking.uri", "tracking.optuna_trial")

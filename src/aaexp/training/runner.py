@@ -18,14 +18,14 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from aaexp import tracking
-from aaexp.checks import check_numbers
-from aaexp.config import flatten
-from aaexp.config_keys import check_keys
-from aaexp.device import cpu_threads, resolve_device
-from aaexp.errors import AaexpError, RunTerminated, Terminated, TrialPruned
-from aaexp.progress import progress_enabled
-from aaexp.seeding import seed_everything
+from aaexp.core.checks import check_numbers
+from aaexp.core.config import flatten
+from aaexp.core.config_keys import check_keys
+from aaexp.core.device import cpu_threads, resolve_device
+from aaexp.core.errors import AaexpError, RunTerminated, Terminated, TrialPruned
+from aaexp.core.progress import progress_enabled
+from aaexp.core.seeding import seed_everything
+from aaexp.tracking import store as tracking
 
 log = logging.getLogger("aaexp")
 RUN_ID_FILE = "mlflow_run_id.txt"
@@ -52,7 +52,7 @@ def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
     if not HydraConfig.initialized():
         return None, None, []
     hc = HydraConfig.get()
-    from aaexp.callbacks import SWEEP_KEYS
+    from aaexp.tracking.sweep import SWEEP_KEYS
 
     # The sweep's own plumbing (parent id, store) names no choice of the run's.
     task = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+") not in SWEEP_KEYS]
@@ -140,7 +140,7 @@ def _signals_end_the_run():
     import signal
     import threading
 
-    from aaexp import cli
+    from aaexp.commands import cli
 
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is cli._on_sigterm:
         yield False
@@ -215,7 +215,7 @@ def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
                              started=started)
             trial = OmegaConf.select(cfg, "tracking.optuna_trial")
             if trial is not None:  # an Optuna trial whose search prunes: report each validation, stop when told
-                from aaexp.search import PruningReporter
+                from aaexp.commands.search import PruningReporter
 
                 tracker.watchers.append(PruningReporter(trial))
             stack.enter_context(cpu_threads(cfg.trainer.get("cpu_threads"), device))   # once, for every study
