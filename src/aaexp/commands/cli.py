@@ -11,6 +11,7 @@ import traceback
 
 from aaexp import __version__
 from aaexp.core.errors import AaexpError, Terminated
+from aaexp.core.signals import raise_terminated
 
 COMMANDS = {
     "train": "run an experiment (Hydra overrides; -m for sweeps, --cfg job to print the config)",
@@ -106,11 +107,6 @@ def train(args: list[str]) -> int:
     return 0
 
 
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    raise Terminated("SIGTERM")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[:1] or os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -130,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
-    on_term = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    on_term = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         if cmd == "train":
             return train(rest)

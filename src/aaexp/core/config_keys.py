@@ -27,7 +27,7 @@ from aaexp.core.errors import AaexpError
 
 OVERLAYS = ("experiment", "recipe", "hparams_search")   # set keys anywhere, declare none
 FREE = ("eval.bands.", "model.outputs.",   # nodes whose keys are names the user chooses (bands, TNCA outputs)
-        "tracking.optuna_trial.")            # null, or the {storage, study, number} the Optuna sweeper sets
+        "tracking.optuna_trial.")            # null, or the watcher a search sets ({_target_, ...})
 
 
 def unknown_key_message(keys: list[str], where: str) -> str:

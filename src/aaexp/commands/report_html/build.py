@@ -6,9 +6,9 @@ import datetime
 import os
 from pathlib import Path
 
-from aaexp.commands.report import Layout, select_runs, short_labels
 from aaexp.commands.report_html import other_page
 from aaexp.commands.report_html.run_files import RunFiles
+from aaexp.commands.report_runs import Layout, select_runs, short_labels
 from aaexp.core.errors import AaexpError
 from aaexp.tracking import store as tracking
 
