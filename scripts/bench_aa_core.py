@@ -39,7 +39,7 @@ THREADS = (1, 2)                              # the machine has 2 cores; both se
 
 
 def torch_threads(n: int):
-    from aaexp.device import cpu_threads
+    from aaexp.core.device import cpu_threads
 
     return cpu_threads(n, torch.device("cpu"))
 

@@ -80,7 +80,7 @@ def bench_pair(name: str, cfg, device) -> dict:
 
 def run(pairs: list[str] | None = None) -> dict:
     """Timings and ratios for each jhm8 pair on the default grid (conf/eval/aa.yaml), measured in this run."""
-    from aaexp.config import CONF_DIR
+    from aaexp.core.config import CONF_DIR
 
     cfg = OmegaConf.load(CONF_DIR / "eval" / "aa.yaml")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -28,8 +28,8 @@ import torch
 from aaexp.aa.study import load_teacher, tbptt_for
 from aaexp.aa.train import data as tone_data
 from aaexp.aa.train.trainer import Trainer
-from aaexp.config import compose
-from aaexp.seeding import seed_everything
+from aaexp.core.config import compose
+from aaexp.core.seeding import seed_everything
 
 REPS = 5
 TCN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nam" / "jhm8_tcn_teacher.nam"

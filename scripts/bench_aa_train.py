@@ -30,8 +30,8 @@ import torch
 from aaexp.aa.study import load_teacher, tbptt_for
 from aaexp.aa.train import data as tone_data
 from aaexp.aa.train.trainer import Trainer, TrainState
-from aaexp.config import compose
-from aaexp.seeding import seed_everything
+from aaexp.core.config import compose
+from aaexp.core.seeding import seed_everything
 from aaexp.training.loop import Task
 
 REPS = 5

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from aaexp.config import compose
+from aaexp.core.config import compose
 from aaexp.eq import data as eq_data
 from aaexp.eq import model as eq_model
 from aaexp.eq import normalise

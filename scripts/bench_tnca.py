@@ -48,7 +48,7 @@ def _time_iteration(s, opt, steps: int) -> dict[str, float]:
 
 
 def bench_case(experiment: str, steps: int) -> dict[str, float]:
-    from aaexp.config import compose
+    from aaexp.core.config import compose
     from aaexp.tnca import study
 
     cfg = compose([f"+experiment={experiment}", "trainer=quick", f"trainer.growth_steps={steps}"])

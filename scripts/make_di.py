@@ -16,7 +16,7 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from aaexp.aa.signal.di import make_di
-from aaexp.config import CONF_DIR
+from aaexp.core.config import CONF_DIR
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def _empty_mlflow_db(tmp_path_factory) -> Path:
     """One migrated, empty store; creating the schema costs seconds, copying it does not."""
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
     tracking.client(f"sqlite:///{path}").search_experiments()

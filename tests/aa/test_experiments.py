@@ -9,9 +9,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from aaexp import cli
 from aaexp.aa.loss.mix import lambda_at, term_weights
-from aaexp.config import CONF_DIR
+from aaexp.commands import cli
+from aaexp.core.config import CONF_DIR
 
 LP_12K = {"passband_hz": 12000.0, "stopband_hz": 16000.0, "attenuation_db": 80.0}
 LP_18K = {"passband_hz": 18000.0, "stopband_hz": 22000.0, "attenuation_db": 80.0}

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aaexp.aa.models import AmpModel, ModelFileError, SampleRateWarning, export_model, load_model
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 REAL = ["jhm8_tcn_teacher.nam", "jhm8_tcn_student.nam", "jhm8_lstm_teacher.json", "jhm8_lstm_student.json"]
 

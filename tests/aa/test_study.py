@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from aaexp.aa.train import data as tone_data
 from aaexp.aa.train.framing import Framing
-from aaexp.config import compose
-from aaexp.errors import AaexpError
+from aaexp.core.config import compose
+from aaexp.core.errors import AaexpError
 
 FS = 44100.0
 
@@ -195,13 +195,13 @@ TINY = ["trainer=quick", "trainer.train_tones=8", "trainer.val_tones=3", "traine
 
 
 def train(tmp_path, *overrides: str, run: str = "run") -> int:
-    from aaexp import cli
+    from aaexp.commands import cli
 
     return cli.main(["train", *overrides, f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / run}"])
 
 
 def finished_runs(uri: str):
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cl = tracking.client(uri)
     exp = cl.get_experiment_by_name("aaexp-aa")
@@ -301,7 +301,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mlf
 
 @pytest.mark.slow
 def test_sweep_gives_a_parent_and_children_and_computes_targets_once(tmp_path, mlflow_uri):
-    from aaexp import cli
+    from aaexp.commands import cli
 
     rc = cli.main(["train", "-m", "+experiment=baseline", "loss.lam=0.3,3.0", *TINY, "trainer.max_epochs=1",
                    f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'multi'}"])

@@ -6,10 +6,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from aaexp.config import compose
+from aaexp.core.config import compose
+from aaexp.core.errors import AaexpError
 from aaexp.eq import data as eq_data
 from aaexp.eq.params import PluginRanges
-from aaexp.errors import AaexpError
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from aaexp import cli, tracking
+from aaexp.commands import cli
 from aaexp.eq.model_file import load_model
 from aaexp.eq.study import MODEL_FILE
+from aaexp.tracking import store as tracking
 
 # The SAFE plugin's ranges as SOURCE.md states them, written out here independently of the config.
 FREQ_RANGES = [(22, 1000), (82, 3900), (180, 4700), (220, 10000), (580, 20000)]

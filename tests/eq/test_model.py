@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from aaexp.config import compose
+from aaexp.core.config import compose
+from aaexp.core.errors import AaexpError
 from aaexp.eq import model as eq_model
 from aaexp.eq import normalise
 from aaexp.eq.model_file import TrainedEq, load_model, save_model
 from aaexp.eq.params import FREQ_IDX, GAIN_IDX, Q_IDX, PluginRanges
-from aaexp.errors import AaexpError
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_eval_cli_decodes_from_a_model_file(tmp_path, ranges, mlflow_uri):
     """`aaexp eval --eq-model`: tables, plot and JSON from the stored centroids; unknown words fail in one line."""
     import json
 
-    from aaexp import tracking
+    from aaexp.commands.eval import build_parser
     from aaexp.eq import eval_cli
-    from aaexp.evaluate import build_parser
+    from aaexp.tracking import store as tracking
 
     torch.manual_seed(3)
     cfg = compose(["+experiment=eq_v2"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aaexp.config import compose
+from aaexp.core.config import compose
 from aaexp.eq import normalise
 from aaexp.eq.params import FREQ_IDX, GAIN_IDX, Q_IDX
 

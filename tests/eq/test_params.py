@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aaexp.config import compose
+from aaexp.core.config import compose
 from aaexp.eq.params import FREQ_IDX, NAMES, PluginRanges, describe_invalid
 
 

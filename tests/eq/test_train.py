@@ -7,11 +7,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from aaexp.config import compose
+from aaexp.core.config import compose
+from aaexp.core.errors import TrainingDiverged
 from aaexp.eq import model as eq_model
 from aaexp.eq.params import PluginRanges
 from aaexp.eq.train import CHECKPOINT, Tensors, train
-from aaexp.errors import TrainingDiverged
 
 
 class _Tracker:

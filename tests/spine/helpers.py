@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONF = Path(__file__).resolve().parent / "toy_conf"
-AAEXP = [sys.executable, "-m", "aaexp.cli"]
+AAEXP = [sys.executable, "-m", "aaexp.commands.cli"]
 
 
 def aaexp(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -18,7 +18,7 @@ def aaexp(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | N
 
 def runs(uri: str):
     """All runs in the store as (experiment name, run) pairs."""
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cl = tracking.client(uri)
     return [(e.name, r) for e in cl.search_experiments() for r in cl.search_runs([e.experiment_id])]

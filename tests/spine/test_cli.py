@@ -2,7 +2,7 @@
 
 import pytest
 
-from aaexp import cli
+from aaexp.commands import cli
 
 from .helpers import TOY_CONF, aaexp
 

@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from aaexp.config import CONF_DIR, available
-from aaexp.config_keys import check_keys
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR, available
+from aaexp.core.config_keys import check_keys
+from aaexp.core.errors import AaexpError
 from tests.spine.helpers import runs
 
 
@@ -110,7 +110,7 @@ def test_a_misspelt_key_stops_aaexp_train_before_any_work(tmp_path, mlflow_uri, 
     """In a group file given with --config-dir (a copy of loss/aa.yaml, chosen with loss=), and on
     the command line: exit 2, one line naming the key and where it was set, no MLflow run, no
     targets computed, no run folder claimed."""
-    from aaexp import cli
+    from aaexp.commands import cli
 
     (tmp_path / "conf" / "loss").mkdir(parents=True)
     mine = tmp_path / "conf" / "loss" / "mine.yaml"

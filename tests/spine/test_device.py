@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from aaexp.device import cpu_threads, resolve_device
-from aaexp.errors import AaexpError
+from aaexp.core.device import cpu_threads, resolve_device
+from aaexp.core.errors import AaexpError
 
 
 def test_auto_is_cpu_without_cuda(monkeypatch):

@@ -16,11 +16,12 @@ def test_wheel_carries_the_config_tree_and_composes_from_it(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "aaexp/conf/config.yaml" in names
     assert any(n.startswith("aaexp/conf/experiment/") for n in names)
-    assert {"aaexp/report_html/templates/aa.html.j2", "aaexp/report_html/templates/other.html.j2"} <= names   # aaexp report --html
+    templates = "aaexp/commands/report_html/templates/"   # aaexp report --html
+    assert {templates + "aa.html.j2", templates + "other.html.j2"} <= names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Compose from the unpacked wheel in a folder far from the repo: no editable path involved.
-    code = ("import aaexp.config as c, aaexp.train_app as t; assert str(site) in c.__file__, c.__file__;"
+    code = ("import aaexp.core.config as c, aaexp.commands.train as t; assert str(site) in c.__file__, c.__file__;"
             "cfg = c.compose(['trainer=quick']); print(cfg.study.name, cfg.trainer.profile)")
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
     r = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); site={str(site)!r}; " + code],

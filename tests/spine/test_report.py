@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from aaexp.report import Layout, short_labels
+from aaexp.commands.report_runs import Layout, short_labels
 
 
 def run(**params):

@@ -98,7 +98,8 @@ def _sine_wavs(folder: Path) -> dict[str, Path]:
 def aa_store(tmp_path_factory, _empty_mlflow_db):
     """Two tiny AA training runs in a real store: A (λ=0.3, sweep plots, a real-audio check's files logged by
     hand), B (λ=1) re-evaluated by `aaexp eval --oversample 2`; then `aaexp report --html`."""
-    from aaexp import cli, tracking
+    from aaexp.commands import cli
+    from aaexp.tracking import store as tracking
 
     tmp = tmp_path_factory.mktemp("report_html")
     shutil.copy(_empty_mlflow_db, tmp / "mlflow.db")
@@ -241,7 +242,8 @@ def test_html_report_renders_in_headless_chromium_with_every_image_and_audio_loa
 @pytest.mark.slow
 def test_a_study_without_per_band_tables_gets_its_metrics_and_logged_plots(tmp_path, mlflow_uri):
     """EQ (packaged synthetic data, quick profile): the metrics table and the run's plots and Markdown tables."""
-    from aaexp import cli, tracking
+    from aaexp.commands import cli
+    from aaexp.tracking import store as tracking
 
     assert cli.main(["train", "+experiment=eq_v2", "trainer=quick", "progress=false", f"hydra.run.dir={tmp_path / 'eq'}"]) == 0
     assert cli.main(["report", "--html", str(tmp_path / "html")]) == 0

@@ -34,7 +34,7 @@ def test_two_runs_started_together_get_folders_of_their_own(tmp_path, mlflow_uri
 
 
 def test_a_folder_that_holds_a_run_is_not_reused(tmp_path, mlflow_uri):
-    from aaexp import cli
+    from aaexp.commands import cli
 
     out = tmp_path / "mine"
     assert cli.main([*TOY, f"hydra.run.dir={out}"]) == 0
@@ -45,7 +45,7 @@ def test_a_folder_that_holds_a_run_is_not_reused(tmp_path, mlflow_uri):
 
 
 def test_resume_refuses_a_folder_that_belongs_to_another_run(tmp_path, mlflow_uri, capsys):
-    from aaexp import cli
+    from aaexp.commands import cli
 
     for name in ("a", "b"):
         assert cli.main([*TOY, "toy.fail=true", f"hydra.run.dir={tmp_path / name}"]) == 1
@@ -65,7 +65,7 @@ from pathlib import Path
 go = Path(sys.argv[1])
 while not go.exists():
     time.sleep(0.01)
-from aaexp import tracking
+from aaexp.tracking import store as tracking
 with tracking.start_run("race", "r", "sqlite:///" + sys.argv[2]) as t:
     t.log_metrics({"x": 1.0})
 """
@@ -124,7 +124,7 @@ def test_sigterm_marks_the_run_killed_keeps_the_checkpoint_and_resume_clears_the
     ("trainer.tone_seconds=abc", "trainer.tone_seconds"),
 ])
 def test_bad_numbers_are_refused_before_any_work(tmp_path, mlflow_uri, capsys, override, key):
-    from aaexp import cli
+    from aaexp.commands import cli
 
     cache = tmp_path / "cache"
     rc = cli.main(["train", "+experiment=lambda_0.3", *TINY, override, f"data.cache_dir={cache}",
@@ -139,17 +139,17 @@ def test_bad_numbers_are_refused_before_any_work(tmp_path, mlflow_uri, capsys, o
                                              ("tnca", "trainer.steps=0"), ("tnca", "trainer.growth_steps=-3"),
                                              ("eq", "trainer.lr_schedule=cosine")])   # EQ has no per-update schedule
 def test_every_study_checks_its_numbers(study, override):
-    from aaexp.checks import check_numbers
-    from aaexp.config import compose
-    from aaexp.errors import AaexpError
+    from aaexp.core.checks import check_numbers
+    from aaexp.core.config import compose
+    from aaexp.core.errors import AaexpError
 
     with pytest.raises(AaexpError, match=override.split("=")[0].replace(".", r"\.")):
         check_numbers(compose([f"study={study}", override]))
 
 
 def test_nulls_stay_allowed_where_null_means_none():
-    from aaexp.checks import check_numbers
-    from aaexp.config import compose
+    from aaexp.core.checks import check_numbers
+    from aaexp.core.config import compose
 
     for study in ("aa", "eq", "tnca"):
         check_numbers(compose([f"study={study}", "trainer=quick"]))
@@ -159,7 +159,8 @@ def test_nulls_stay_allowed_where_null_means_none():
 
 # -- MLflow UI: the runs table first --------------------------------------------------------------------
 def test_experiments_are_created_as_model_training(tmp_path, mlflow_uri):
-    from aaexp import cli, tracking
+    from aaexp.commands import cli
+    from aaexp.tracking import store as tracking
 
     assert cli.main([*TOY, f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     exp = tracking.client(mlflow_uri).get_experiment_by_name("aaexp-toy")

@@ -27,8 +27,8 @@ def mlflow_server(tmp_path, monkeypatch):
     store = tmp_path / "server"
     logfile = open(tmp_path / "server.log", "w+")  # a file, not a pipe: an undrained pipe fills and stalls the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aaexp.cli", "server", "--port", str(port), "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-         "--artifacts-destination", str(store / "artifacts")],
+        [sys.executable, "-m", "aaexp.commands.cli", "server", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "artifacts")],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=logfile, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
@@ -60,7 +60,7 @@ def mlflow_server(tmp_path, monkeypatch):
 
 
 def _sweep_runs(uri):
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cl = tracking.client(uri)
     exp = cl.get_experiment_by_name("aaexp-toy")
@@ -117,13 +117,13 @@ def _completed_trials(db) -> int:
 def test_optuna_search_interrupted_after_two_trials_resumes_to_three(tmp_path, mlflow_uri):
     """SIGTERM (a SLURM pre-emption) after trial 2; the same command again runs the one trial left."""
     optuna = pytest.importorskip("optuna", reason="Optuna is an extra: pip install -e '.[optuna]'")
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cmd = ["train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "hparams_search=optuna_toy",
            f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "aaexp.cli", *cmd, "toy.step_sleep_s=0.1"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "aaexp.commands.cli", *cmd, "toy.step_sleep_s=0.1"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     db = tmp_path / "optuna.db"
     deadline = time.time() + 300
@@ -157,8 +157,8 @@ def test_optuna_search_interrupted_after_two_trials_resumes_to_three(tmp_path, m
 
 
 def test_aa_objective_is_excess_db_else_the_worst_band_margin():
-    from aaexp.errors import AaexpError
-    from aaexp.search import aa_excess, eq_quality, objective_value
+    from aaexp.commands.search import aa_excess, eq_quality, objective_value
+    from aaexp.core.errors import AaexpError
 
     assert aa_excess({"eval/excess_db": -2.5, "eval/nmr_s/2k-8k": 30.0}) == -2.5
     bands = {"eval/nmr_s/20-500": -14.0, "eval/nmr_s/12k-20k": float("nan"), "eval/hesr_r/20-500": -12.0,
@@ -193,7 +193,7 @@ AA_TINY = ["trainer=quick", "trainer.train_tones=8", "trainer.val_tones=3", "tra
 def test_ray_sweep_logs_parent_and_children_to_the_tracking_server_and_computes_targets_once(tmp_path, mlflow_server):
     """Two AA jobs at once, each a Ray task in a worker process of a local Ray started by the launcher."""
     pytest.importorskip("ray", reason="Ray is an extra: pip install -e '.[ray]'")
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     uri, store = mlflow_server
     cache = tmp_path / "cache"
@@ -271,7 +271,7 @@ def test_slurm_sweep_logs_parent_and_children_to_the_tracking_server(tmp_path, m
 @pytest.mark.slow
 def test_scancel_of_a_slurm_job_marks_its_run_killed_and_keeps_the_checkpoint(tmp_path, mlflow_uri, local_slurm):
     """SLURM's SIGTERM (scancel; a time limit and pre-emption send the same) reaches the run through submitit."""
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cmd = [*AAEXP, "train", "-m", "+experiment=baseline", "loss.lam=0.3", *AA_TINY, "trainer.max_epochs=500",
            f"data.cache_dir={tmp_path / 'cache'}", *SLURM_LOCAL, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
@@ -314,7 +314,7 @@ def test_slurm_launcher_renders_the_sbatch_resources_it_is_given(tmp_path, monke
     from hydra.types import HydraContext
     from hydra.utils import instantiate
 
-    from aaexp.config import CONF_DIR
+    from aaexp.core.config import CONF_DIR
 
     res = {"partition": "long", "gpus_per_task": 2, "cpus_per_task": 6, "mem_gb": 48, "timeout_min": 90, "array_parallelism": 3}
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -355,7 +355,7 @@ def test_optuna_median_pruner_stops_hopeless_trials_run_by_submitit_jobs(tmp_pat
     """4 toy trials, each a separate submitit process; a trial worse than the median of those before it at step 2 stops there."""
     optuna = pytest.importorskip("optuna", reason="Optuna is an extra: pip install -e '.[optuna]'")
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="submitit launcher is an extra: pip install -e '.[slurm]'")
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     r = aaexp("train", "--config-dir", str(TOY_CONF), "+experiment=toy_fast", "hparams_search=optuna_toy_pruned",
               "hydra/launcher=local_submitit", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aaexp import tables
+from aaexp.core import tables
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "aaexp"
 

@@ -20,7 +20,7 @@ def test_run_logs_config_tags_metrics_and_artifacts(tmp_path, mlflow_uri):
     tags = run.data.tags
     assert tags["study"] == "toy" and tags["experiment"] == "toy_fast" and tags["device"] == "cpu"
     assert "version.torch" in tags and "version.mlflow" in tags
-    from aaexp import tracking
+    from aaexp.tracking import store as tracking
 
     cl = tracking.client(mlflow_uri)
     assert len(cl.get_metric_history(run.info.run_id, "train/loss")) == 20  # one per step

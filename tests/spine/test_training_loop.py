@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from aaexp.errors import TrainingDiverged
+from aaexp.core.errors import TrainingDiverged
 from aaexp.training import checkpoint
 from aaexp.training.loop import Loop, Task
 

@@ -22,7 +22,7 @@ def test_ui_starts_and_answers_on_localhost(tmp_path):
     port = _free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aaexp.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+        [sys.executable, "-m", "aaexp.commands.cli", "ui", "--port", str(port), "--tracking-uri", uri],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
@@ -66,7 +66,8 @@ def test_ui_opens_aaexp_runs_on_the_runs_table(tmp_path, mlflow_uri, capsys):
     """Issue 13: MLflow 3 opened aaexp's experiments on the GenAI overview (traces)."""
     import re
 
-    from aaexp import cli, tracking
+    from aaexp.commands import cli
+    from aaexp.tracking import store as tracking
 
     from .helpers import TOY_CONF
 
@@ -80,7 +81,7 @@ def test_ui_opens_aaexp_runs_on_the_runs_table(tmp_path, mlflow_uri, capsys):
     if browser is None:
         pytest.skip("no Chromium installed (apt-get install -y chromium); the experiment kind tag was checked through the client")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "aaexp.cli", "ui", "--port", str(port)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "aaexp.commands.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:

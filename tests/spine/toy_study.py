@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from aaexp.progress import bar
+from aaexp.core.progress import bar
 
 
 def run(ctx):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from aaexp.config import CONF_DIR
+from aaexp.core.config import CONF_DIR
 from aaexp.tnca import measures
 from aaexp.tnca.audio_io import load_audio
 
@@ -120,8 +120,8 @@ def test_edge_energy_closed_form():
 
 
 def test_eval_cli_prints_writes_json_and_logs(shared_data, mlflow_uri, tmp_path, capsys):
-    from aaexp.cli import main
-    from aaexp.tracking import client
+    from aaexp.commands.cli import main
+    from aaexp.tracking.store import client
 
     out = tmp_path / "res.json"
     rc = main(["eval", "--audio", str(shared_data / "tnca" / "generated_bigvgan-2.wav"),
@@ -137,7 +137,7 @@ def test_eval_cli_prints_writes_json_and_logs(shared_data, mlflow_uri, tmp_path,
 
 
 def test_eval_cli_missing_file_is_a_one_line_error(tmp_path, capsys, monkeypatch):
-    from aaexp.cli import main
+    from aaexp.commands.cli import main
 
     # cli.main sets HYDRA_FULL_ERROR=1 for Hydra, which it also reads as --debug on a later call.
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

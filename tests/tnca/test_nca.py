@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.tnca.nca import OutputSpec, SpectrogramNCA, resize_bins
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aaexp.config import compose
+from aaexp.core.config import compose
 from aaexp.tnca import study
 from aaexp.tnca.audio_io import load_audio
 from aaexp.tnca.measures import describe
@@ -66,8 +66,8 @@ def test_audio_loss_gradient_reaches_the_nca():
 
 @pytest.mark.slow
 def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_uri, shared_data):
-    from aaexp.cli import main
-    from aaexp.tracking import client
+    from aaexp.commands.cli import main
+    from aaexp.tracking.store import client
 
     out = tmp_path / "run"
     args = ["+experiment=tnca_bigvgan_fixes", *TINY, violin_path(), "trainer.growth_steps=12", "trainer.lr=5e-3",
@@ -114,7 +114,7 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
 
 
 def test_missing_data_and_missing_bigvgan_are_one_line_errors(tmp_path, mlflow_uri, capsys, monkeypatch):
-    from aaexp.cli import main
+    from aaexp.commands.cli import main
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     assert main(["train", "+experiment=tnca_baseline", *TINY, "data.path=nowhere/violin.wav", f"hydra.run.dir={tmp_path}"]) == 2
@@ -157,8 +157,8 @@ class RecordingTracker:
 def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, failure):
     import logging
 
-    from aaexp.errors import TrainingDiverged
-    from aaexp.runner import RunContext
+    from aaexp.core.errors import TrainingDiverged
+    from aaexp.training.runner import RunContext
 
     cfg, s = build("tnca_baseline", "trainer.steps=5", "trainer.checkpoint_every=10", "trainer.log_every_n_steps=1")
     ctx = RunContext(cfg, torch.device("cpu"), RecordingTracker(), tmp_path, False, False, logging.getLogger("t"))
@@ -187,7 +187,7 @@ def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, fail
 def test_a_dead_grid_is_reported(tmp_path):
     import logging
 
-    from aaexp.runner import RunContext
+    from aaexp.training.runner import RunContext
 
     # An alive-channel bias of -1 clamps every alpha to 0 in the first step: nothing lives.
     cfg, s = build("tnca_baseline", "trainer.steps=2", "trainer.log_every_n_steps=1", "model.nca.alpha_bias_init=-1.0")

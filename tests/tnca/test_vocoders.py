@@ -8,8 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from aaexp.config import compose
-from aaexp.errors import AaexpError
+from aaexp.core.config import compose
+from aaexp.core.errors import AaexpError
 from aaexp.tnca import contract as ct
 from aaexp.tnca.vocoders import BigVGANVocoder, GriffinLimVocoder, build_vocoder, griffin_lim
 

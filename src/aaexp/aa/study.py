@@ -25,7 +25,7 @@ from aaexp.aa.train import data as tone_data
 from aaexp.aa.train.framing import Framing
 from aaexp.aa.train.target_watch import TargetWatch
 from aaexp.aa.train.trainer import Trainer
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 def teacher_path(model_cfg: DictConfig) -> Path:

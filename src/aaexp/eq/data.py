@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aaexp.core.errors import AaexpError
 from aaexp.eq.params import FREQ_IDX, GAIN_IDX, N_PARAMS, Q_IDX, PluginRanges
-from aaexp.errors import AaexpError
 
 log = logging.getLogger("aaexp")
 SAFE_COLUMNS = 25

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
-from aaexp.evaluate import eval_tracker
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
+from aaexp.tracking.eval_run import eval_tracker
 
 DESCRIPTION = "decode descriptors from a trained semantic-EQ model (EQ)"
 

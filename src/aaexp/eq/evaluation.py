@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from aaexp import tables
+from aaexp.core import tables
+from aaexp.core.errors import AaexpError
 from aaexp.eq import metrics
 from aaexp.eq.data import EqData
 from aaexp.eq.model_file import TrainedEq
 from aaexp.eq.params import FREQ_IDX, NAMES, describe_invalid
-from aaexp.errors import AaexpError
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aaexp.core.errors import AaexpError
 from aaexp.eq.params import FREQ_IDX, GAIN_IDX, N_PARAMS, Q_IDX, PluginRanges
-from aaexp.errors import AaexpError
 
 
 class ResidualBlock(nn.Module):

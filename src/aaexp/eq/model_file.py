@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from aaexp.core.errors import AaexpError
+from aaexp.core.files import atomic_save
 from aaexp.eq import model as eq_model
 from aaexp.eq import normalise
 from aaexp.eq.params import PluginRanges
-from aaexp.errors import AaexpError
-from aaexp.files import atomic_save
 
 FORMAT = "aaexp-eq-autoencoder"
 VERSION = 1

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
+from aaexp.core.errors import AaexpError
 from aaexp.eq.params import FREQ_IDX, GAIN_IDX, N_PARAMS, Q_IDX
-from aaexp.errors import AaexpError
 
 
 class ZScore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aaexp import undefined
+from aaexp.core import undefined
 from aaexp.eq import data as eq_data
 from aaexp.eq import evaluation, normalise, plots
 from aaexp.eq import model as eq_model

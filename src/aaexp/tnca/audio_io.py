@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 # src/aaexp/tnca/audio_io.py -> the package (src/aaexp) and the repository root above src/.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

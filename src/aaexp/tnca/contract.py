@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 COMPRESSIONS = ("ln_clamp", "db_ref_max")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from aaexp import undefined
-from aaexp.config import CONF_DIR
-from aaexp.evaluate import eval_tracker
+from aaexp.core import undefined
+from aaexp.core.config import CONF_DIR
 from aaexp.tnca import measures
 from aaexp.tnca.audio_io import load_audio, resolve_path
+from aaexp.tracking.eval_run import eval_tracker
 
 DESCRIPTION = "audio measures of a generated file against a reference (TNCA)"
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.tnca.nca import OutputSpec
 
 WEIGHT_SHAPES = ("none", "linspace", "exp")

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from aaexp import tables
+from aaexp.core import tables
 
 
 def mono(audio: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.tnca.perception import Perception, pad_grid
 
 ALIVE_MODES = ("soft", "threshold")

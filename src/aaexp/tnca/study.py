@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from aaexp import undefined
-from aaexp.errors import AaexpError
-from aaexp.files import atomic_save
+from aaexp.core import undefined
+from aaexp.core.errors import AaexpError
+from aaexp.core.files import atomic_save
 from aaexp.tnca import contract as ct
 from aaexp.tnca import measures, plots
 from aaexp.tnca.audio_io import write_audio

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.tnca import contract as ct
 from aaexp.tnca.audio_io import load_audio, pad_to_frame_multiple, resolve_path
 from aaexp.tnca.contract import VocoderContract

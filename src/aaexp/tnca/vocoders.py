@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.tnca import contract as ct
 from aaexp.tnca.contract import VocoderContract
 

@@ -1,1 +1,1 @@
-"""The one training scaffold every study runs on: loop life cycle, checkpoints, divergence guard."""
+"""One run and the training scaffold every study runs on: runner (a run's life), loop, checkpoints, divergence guard."""

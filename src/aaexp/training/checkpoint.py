@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aaexp.errors import AaexpError
-from aaexp.files import atomic_save
+from aaexp.core.errors import AaexpError
+from aaexp.core.files import atomic_save
 
 
 def rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:

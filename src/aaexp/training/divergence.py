@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from aaexp.errors import AaexpError, TrainingDiverged
+from aaexp.core.errors import AaexpError, TrainingDiverged
 
 ACTIONS = ("warn", "stop")
 TAG = "diverged"

@@ -18,9 +18,9 @@ from typing import Iterable
 
 import torch
 
-from aaexp.errors import TrainingDiverged
-from aaexp.files import atomic_save
-from aaexp.progress import bar
+from aaexp.core.errors import TrainingDiverged
+from aaexp.core.files import atomic_save
+from aaexp.core.progress import bar
 from aaexp.training import checkpoint
 from aaexp.training.divergence import DivergenceWatch, last_good
 

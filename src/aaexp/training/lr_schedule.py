@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 SCHEDULES = ("constant", "cosine", "onecycle", "plateau")
 

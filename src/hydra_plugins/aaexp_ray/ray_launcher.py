@@ -66,7 +66,7 @@ class RayLauncher(Launcher):
         try:
             import ray
         except ImportError as exc:
-            from aaexp.errors import AaexpError
+            from aaexp.core.errors import AaexpError
 
             raise AaexpError("hydra/launcher=ray: Ray is not installed; pip install -e '.[ray]'") from exc
         if not ray.is_initialized():

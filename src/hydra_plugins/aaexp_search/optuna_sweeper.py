@@ -1,6 +1,6 @@
-"""Hydra only instantiates sweepers that live under `hydra_plugins`; the code is in aaexp.search."""
+"""Hydra only instantiates sweepers that live under `hydra_plugins`; the code is in aaexp.commands.search."""
 
-from aaexp.search import OptunaSweeper
+from aaexp.commands.search import OptunaSweeper
 
 
 class AaexpOptunaSweeper(OptunaSweeper):

@@ -10,10 +10,11 @@ import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 
-from aaexp import cli, tracking
 from aaexp.aa.models import DEMO_TEACHER, load_model
 from aaexp.aa.signal.di import make_di
-from aaexp.config import CONF_DIR
+from aaexp.commands import cli
+from aaexp.core.config import CONF_DIR
+from aaexp.tracking import store as tracking
 
 SIDES = ("di", "teacher", "student", "teacher_x2")
 FILES = {f"{s}.wav" for s in SIDES} | {"spectrograms.png", "audio_check.json"}

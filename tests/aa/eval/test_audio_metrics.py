@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from aaexp.aa.eval import audio_metrics
 from aaexp.aa.signal.di import Note, make_di
-from aaexp.config import CONF_DIR
+from aaexp.core.config import CONF_DIR
 
 FS = 44100
 FLOOR = -300.0          # far below anything measured here, so nothing is clamped

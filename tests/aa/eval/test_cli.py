@@ -1,4 +1,4 @@
-"""`aaexp eval --student/--teacher/--baseline`: end to end through aaexp.cli.main, MLflow included."""
+"""`aaexp eval --student/--teacher/--baseline`: end to end through aaexp.commands.cli.main, MLflow included."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from aaexp import cli, tracking
+from aaexp.commands import cli
+from aaexp.tracking import store as tracking
 
 SMALL = ["--n-tones", "3", "--eval-set", "window_s=0.1", "--eval-set", "warmup.check_s=0.01", "--eval-set", "sweep.seconds=0.3"]
 

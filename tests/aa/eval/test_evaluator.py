@@ -16,8 +16,8 @@ from aaexp.aa.eval.scores import power_mean_db
 from aaexp.aa.eval.verdict import SUCCESS, TRY_HARMONIC_LOSS, TRY_LAMBDA, decide
 from aaexp.aa.loss.nmr import NMRLoss
 from aaexp.aa.signal import tones
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
 
 FS = 44100
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aaexp import cli
+from aaexp.commands import cli
 
 REPO = Path(__file__).resolve().parents[3]
 PAIRS = {"tcn": ("jhm8_tcn_teacher.nam", "jhm8_tcn_student.nam"), "lstm": ("jhm8_lstm_teacher.json", "jhm8_lstm_student.json")}

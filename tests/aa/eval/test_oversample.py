@@ -11,10 +11,11 @@ import pytest
 import torch
 from scipy.signal import resample_poly
 
-from aaexp import cli, tracking
 from aaexp.aa.eval.oversample import DelayLineLSTM, Oversampled, adapt, parse_factors
 from aaexp.aa.models import DEMO_TEACHER, load_model
-from aaexp.errors import AaexpError
+from aaexp.commands import cli
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 from tests.aa.test_study import TanhTeacher  # tanh(g·x), memoryless, the AmpModel interface
 
 FS = 44100

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from aaexp.aa.loss.mix import AALoss, lambda_at, lambda_weights, term_weights
 from aaexp.aa.loss.nmr import NMRLoss
-from aaexp.config import compose
-from aaexp.errors import AaexpError
+from aaexp.core.config import compose
+from aaexp.core.errors import AaexpError
 
 # The table: λ → (esr_normal, nmr), three decimals.
 TABLE = {0.1: (0.909, 0.091), 0.3: (0.769, 0.231), 0.5: (0.667, 0.333), 1.0: (0.5, 0.5), 3.0: (0.25, 0.75)}

@@ -7,7 +7,7 @@ import torch
 from aaexp.aa.loss.nmr import NMRLoss
 from aaexp.aa.signal import peaq, tones
 from aaexp.aa.signal.bandlimit import bandlimit
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from tests.aa.loss.nmr_loop import nmr_loop
 
 

@@ -7,7 +7,7 @@ import torch
 
 from aaexp.aa.loss.ratio import ASRLoss, DCLoss, ESRLoss, ESRNormalLoss, MESRLoss, db_to_power, to_db
 from aaexp.aa.signal import tones
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 EPS = 1e-8
 

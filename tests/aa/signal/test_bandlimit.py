@@ -15,7 +15,7 @@ import torch
 
 from aaexp.aa.signal import tones
 from aaexp.aa.signal.bandlimit import bandlimit, harmonic_magnitudes, harmonic_mask, split_harmonics
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 FS = 44100
 G, AMP, BIAS, PHASE = 8.0, 1.0, 0.2, 0.7      # hard clipping with a DC offset: odd and even harmonics

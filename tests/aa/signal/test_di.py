@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from aaexp.aa.signal.di import make_di, phrase_notes
-from aaexp.config import CONF_DIR
+from aaexp.core.config import CONF_DIR
 
 FS = 44100
 

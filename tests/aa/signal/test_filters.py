@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from aaexp.aa.signal.filters import a_weighting_zpk
 from aaexp.aa.signal.filters import make_prefilter as _make
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
 
 KINDS = ["lp", "aw", "hp", "fd"]
 # The configured parameters: the filters have no defaults of their own.

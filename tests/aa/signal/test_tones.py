@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aaexp.aa.signal import tones
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 def sieve(limit: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from aaexp.aa.train.target_watch import excess_db
-from aaexp.config import compose
+from aaexp.core.config import compose
 from tests.aa.test_study import TINY, finished_runs, train
 
 # Four tones in one band (8k-12k), so "every band" is one number that a few updates can move.
@@ -50,7 +50,7 @@ def _eval_student(path, *overrides):
 @pytest.mark.slow
 def test_in_training_evaluation_gives_the_numbers_of_aaexp_eval(tmp_path, mlflow_uri):
     """float32 training, float64 evaluation: the last in-training score equals aaexp eval of the exported student."""
-    from aaexp import cli
+    from aaexp.commands import cli
 
     assert train(tmp_path, "+experiment=lambda_0.3", *TINY, *GRID, "model.dtype=float32", "trainer.eval_every_n=1") == 0
     cl, (r,) = finished_runs(mlflow_uri)

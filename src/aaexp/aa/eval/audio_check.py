@@ -31,7 +31,7 @@ import torch
 from aaexp.aa.eval import audio_metrics
 from aaexp.aa.eval import response as eval_response
 from aaexp.aa.signal.di import make_di
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 FOLDER = "audio_check"
 METRICS = ("inharmonic_db", "inharmonic_max_db", "above_top_db", "esr_lp_db", "peak_dbfs", "rms_dbfs", "cost_vs_teacher")

@@ -18,8 +18,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
 
 DESCRIPTION = "anti-aliasing of amp models: NMR-S and HESR-R per band (--student, --teacher, --baseline)"
 
@@ -127,8 +127,8 @@ def oversample_factors(args) -> list[int]:
 def run_audio_check(args, cfg) -> int:
     """`aaexp eval --audio-check` / `--di FILE`: the real-audio check alone (aaexp.aa.eval.audio_check)."""
     from aaexp.aa.eval.audio_check import FOLDER, run_audio_check
-    from aaexp.device import resolve_device
-    from aaexp.evaluate import eval_tracker
+    from aaexp.core.device import resolve_device
+    from aaexp.tracking.eval_run import eval_tracker
 
     if not args.teacher:
         raise AaexpError("--audio-check needs --teacher (and --student): the student is compared with the teacher, "
@@ -163,8 +163,8 @@ def _write_json(path: str | None, doc: dict) -> None:
 
 def run(args) -> int:
     from aaexp.aa.eval.evaluator import evaluate
-    from aaexp.device import resolve_device
-    from aaexp.evaluate import eval_tracker
+    from aaexp.core.device import resolve_device
+    from aaexp.tracking.eval_run import eval_tracker
 
     cfg = eval_config(args)
     if args.audio_check or args.di:

@@ -19,8 +19,8 @@ from aaexp.aa.eval import scores as eval_scores
 from aaexp.aa.eval.table import EvalResult, ModelEval, oversampled_name
 from aaexp.aa.eval.verdict import decide
 from aaexp.aa.loss.nmr import NMRLoss
-from aaexp.errors import AaexpError
-from aaexp.progress import bar
+from aaexp.core.errors import AaexpError
+from aaexp.core.progress import bar
 
 GROUP_BY = ("f0", "region")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from aaexp.aa.signal import tones
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 @dataclass(frozen=True)

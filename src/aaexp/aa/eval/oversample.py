@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy.signal import firwin, kaiser_beta, kaiserord, resample_poly
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 STOPBAND_DB = 120.0
 PASS_EDGE = 0.9          # pass band up to PASS_EDGE·fs/2; the stop band starts at fs/2

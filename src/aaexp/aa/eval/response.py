@@ -18,7 +18,7 @@ import torch
 
 from aaexp.aa.eval.grid import ToneGrid
 from aaexp.aa.signal import tones
-from aaexp.progress import bar
+from aaexp.core.progress import bar
 
 
 @dataclass

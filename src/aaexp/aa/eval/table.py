@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aaexp import tables
 from aaexp.aa.eval.grid import Band, ToneGrid
 from aaexp.aa.eval.scores import ToneScores
+from aaexp.core import tables
 
 ORDER = ("teacher", "baseline", "student")
 OVERSAMPLED = "teacher ×"   # + k: the teacher run at k·fs (aaexp.aa.eval.oversample)

@@ -21,7 +21,7 @@ from aaexp.aa.loss.harmonic import HarmonicLoss
 from aaexp.aa.loss.nmr import NMRLoss
 from aaexp.aa.signal.bandlimit import bandlimit
 from aaexp.aa.signal.filters import make_prefilter
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 TERMS = ("esr_normal", "nmr", "dc", "mesr", "esr", "asr", "harmonic")
 # Terms that read harmonic bins, so they need the full N-sample periodic window in one piece.

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from aaexp.aa.loss.ratio import to_db
 from aaexp.aa.signal import peaq
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 SPREAD_POWER = 0.4             # spreading adds band contributions as a power law with this exponent
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from aaexp.aa.signal.bandlimit import split_harmonics
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 REDUCTIONS = ("mean", "sum", "none", "pooled")
 

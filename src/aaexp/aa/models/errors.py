@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 class ModelFileError(AaexpError):

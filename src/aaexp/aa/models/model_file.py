@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from aaexp.files import atomic_write_text
+from aaexp.core.files import atomic_write_text
 
 from . import lstm_io, proteus_io, wavenet_io
 from .amp_model import AmpModel, ModelSource

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 def _check(y: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:

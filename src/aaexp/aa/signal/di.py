@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 A4_HZ, A4_MIDI = 440.0, 69
 

@@ -25,7 +25,7 @@ import scipy.signal
 import torch
 from torch import Tensor, nn
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 # IEC 61672-1 A-weighting pole frequencies in Hz (f1, f2, f3, f4).
 A_WEIGHTING_POLES_HZ = (20.598997, 107.65265, 737.86223, 12194.217)

@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 A4_HZ = 440.0
 A4_MIDI = 69.0

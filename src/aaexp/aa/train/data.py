@@ -24,9 +24,9 @@ from torch import Tensor
 
 from aaexp.aa.signal.bandlimit import harmonic_mask, harmonic_part
 from aaexp.aa.signal.tones import analysis_length, midi_to_hz, sine_batch, snap_f0
-from aaexp.errors import AaexpError
-from aaexp.files import atomic_save
-from aaexp.progress import bar
+from aaexp.core.errors import AaexpError
+from aaexp.core.files import atomic_save
+from aaexp.core.progress import bar
 
 CACHE_VERSION = 1  # bump when the cached layout or the target computation changes
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 def _detach(state):

@@ -23,7 +23,7 @@ from aaexp.aa.signal.bandlimit import bandlimit
 from aaexp.aa.train.data import ToneSet
 from aaexp.aa.train.framing import Framing
 from aaexp.aa.train.target_watch import TargetWatch
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 from aaexp.training.loop import Loop, LoopState, Task
 from aaexp.training.lr_schedule import make_scheduler, per_update
 

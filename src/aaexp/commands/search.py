@@ -21,8 +21,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from aaexp import tracking
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 log = logging.getLogger("aaexp.search")
 
@@ -101,20 +101,20 @@ class PruningReporter:
     """Tracker watcher in a trial's job: each time the run logs `pruner.metric` (a per-epoch validation
     value), report it to the study's storage as the trial's intermediate value and raise TrialPruned
     when the study's pruner says so. The job may be another process or host (submitit/SLURM, Ray): it
-    gets the storage, study and trial number as the override `tracking.optuna_trial`."""
+    gets the storage, study and trial number as the override `tracking.optuna_trial` (tracking.sweep.trial_watcher)."""
 
-    def __init__(self, spec: Mapping[str, Any]):
+    def __init__(self, storage: str, study: str, number: int):
         import optuna
 
-        storage = optuna.storages.get_storage(str(spec["storage"]))
-        study_id = storage.get_study_id_from_name(str(spec["study"]))
-        self.pruner_spec = dict(storage.get_study_user_attrs(study_id).get(PRUNER_ATTR) or {})
+        store = optuna.storages.get_storage(str(storage))
+        study_id = store.get_study_id_from_name(str(study))
+        self.pruner_spec = dict(store.get_study_user_attrs(study_id).get(PRUNER_ATTR) or {})
         self.metric = self.pruner_spec.get("metric")
-        study = optuna.load_study(study_name=str(spec["study"]), storage=storage, pruner=make_pruner(self.pruner_spec))
-        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(spec["number"])))
+        loaded = optuna.load_study(study_name=str(study), storage=store, pruner=make_pruner(self.pruner_spec))
+        self.trial = optuna.trial.Trial(loaded, store.get_trial_id_from_study_id_trial_number(study_id, int(number)))
 
     def __call__(self, metrics: Mapping[str, float], step: int | None) -> None:
-        from aaexp.errors import TrialPruned
+        from aaexp.core.errors import TrialPruned
 
         value = metrics.get(self.metric) if self.metric else None
         if not _finite(value) or step is None:
@@ -222,7 +222,8 @@ class OptunaSweeper(Sweeper):
         if self.pruner.get("type", "none") == "none":
             return []
         storage = _absolute_sqlite(self.storage)
-        return [f"tracking.optuna_trial={{storage:'{storage}',study:'{self.study_name}',number:{trial.number}}}"]
+        target = f"{PruningReporter.__module__}.{PruningReporter.__qualname__}"
+        return [f"tracking.optuna_trial={{_target_:'{target}',storage:'{storage}',study:'{self.study_name}',number:{trial.number}}}"]
 
     def _suggest_all(self, trial) -> list[str]:
         for name, spec in self.space.items():
@@ -245,7 +246,7 @@ class OptunaSweeper(Sweeper):
                     "optuna.best_value": repr(best.value), "optuna.objective": self.objective,
                     **{f"best.{k}": str(v) for k, v in best.params.items()}}
             for k, v in tags.items():
-                tracking._retry(cl.set_tag, parent, k, v)
+                tracking.retry(cl.set_tag, parent, k, v)
         return {"best_params": best.params, "best_value": best.value}
 
 

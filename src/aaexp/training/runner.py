@@ -18,14 +18,16 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from aaexp import tracking
-from aaexp.checks import check_numbers
-from aaexp.config import flatten
-from aaexp.config_keys import check_keys
-from aaexp.device import cpu_threads, resolve_device
-from aaexp.errors import AaexpError, RunTerminated, Terminated, TrialPruned
-from aaexp.progress import progress_enabled
-from aaexp.seeding import seed_everything
+from aaexp.core.checks import check_numbers
+from aaexp.core.config import flatten
+from aaexp.core.config_keys import check_keys
+from aaexp.core.device import cpu_threads, resolve_device
+from aaexp.core.errors import AaexpError, RunTerminated, Terminated, TrialPruned
+from aaexp.core.progress import progress_enabled
+from aaexp.core.seeding import seed_everything
+from aaexp.core.signals import signals_end_the_run
+from aaexp.tracking import store as tracking
+from aaexp.tracking.sweep import SWEEP_KEYS, trial_watcher
 
 log = logging.getLogger("aaexp")
 RUN_ID_FILE = "mlflow_run_id.txt"
@@ -52,8 +54,6 @@ def _hydra_info() -> tuple[Path | None, str | None, list[str]]:
     if not HydraConfig.initialized():
         return None, None, []
     hc = HydraConfig.get()
-    from aaexp.callbacks import SWEEP_KEYS
-
     # The sweep's own plumbing (parent id, store) names no choice of the run's.
     task = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+") not in SWEEP_KEYS]
     return Path(hc.runtime.output_dir), hc.runtime.choices.get("experiment"), task
@@ -115,7 +115,7 @@ def _claim(out_dir: Path) -> Path:
 
 def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> Any:
     """Drive one run; returns `optimized_metric` (for Hydra sweepers) or the metrics dict."""
-    with _signals_end_the_run() as own:
+    with signals_end_the_run() as own:
         try:
             return _run(cfg, entry)
         except Terminated as exc:
@@ -124,43 +124,6 @@ def run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None = None) -> A
             # A job process of a launcher (submitit/SLURM, Ray): an ordinary exception, so the launcher
             # records the job as failed (submitit writes its result file) instead of dying without a word.
             raise RunTerminated(f"the run was ended by {exc} (marked KILLED, checkpoints kept; resume=true continues it)") from exc
-
-
-@contextlib.contextmanager
-def _signals_end_the_run():
-    """SIGTERM ends the run as KILLED in any process, not only one the aaexp CLI started.
-
-    A launcher's job process runs `run()` without the CLI: submitit's job entry point replaces
-    SIGTERM with a handler that only logs "Bypassing signal SIGTERM", so SLURM's SIGTERM at a time
-    limit, `scancel` or pre-emption left the run RUNNING in MLflow until SIGKILL came. Here SIGTERM
-    (and, under submitit, its pre-emption/time-limit signal, USR2 unless SUBMITIT_PREEMPT_SIGNAL says
-    otherwise, which would have requeued the job as a fresh run) raise Terminated, as the CLI does.
-    Yields whether it installed the handlers (False under the CLI, or off the main thread).
-    """
-    import signal
-    import threading
-
-    from aaexp import cli
-
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is cli._on_sigterm:
-        yield False
-        return
-    sigs = [signal.SIGTERM]
-    if os.environ.get("SUBMITIT_EXECUTOR"):
-        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG"), None)
-        if preempt is not None and preempt not in sigs:
-            sigs.append(preempt)
-
-    def on_signal(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # SLURM's SIGTERM after its USR2 must not cut the cleanup short
-        raise Terminated(signal.Signals(signum).name)
-
-    saved = {s: signal.signal(s, on_signal) for s in sigs}
-    try:
-        yield True
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
 
 
 def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
@@ -213,11 +176,9 @@ def _run(cfg: DictConfig, entry: Callable[[RunContext], dict] | None) -> Any:
                 tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             ctx = RunContext(cfg, device, tracker, out_dir, progress_enabled(cfg.progress), resume is not None,
                              started=started)
-            trial = OmegaConf.select(cfg, "tracking.optuna_trial")
-            if trial is not None:  # an Optuna trial whose search prunes: report each validation, stop when told
-                from aaexp.search import PruningReporter
-
-                tracker.watchers.append(PruningReporter(trial))
+            watcher = trial_watcher(cfg)
+            if watcher is not None:  # a trial of a search that prunes: it sees each logged value, ends the run when told
+                tracker.watchers.append(watcher)
             stack.enter_context(cpu_threads(cfg.trainer.get("cpu_threads"), device))   # once, for every study
             metrics = entry(ctx) or {}
             tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})

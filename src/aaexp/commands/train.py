@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from aaexp import runner
-from aaexp.config import CONF_DIR, CONFIG_NAME
+from aaexp.core.config import CONF_DIR, CONFIG_NAME
+from aaexp.training import runner
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aaexp import tracking
+from aaexp.tracking import store as tracking
 
 
 def command(uri: str, host: str, port: int) -> list[str]:

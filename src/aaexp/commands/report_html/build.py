@@ -6,11 +6,11 @@ import datetime
 import os
 from pathlib import Path
 
-from aaexp import tracking
-from aaexp.errors import AaexpError
-from aaexp.report import Layout, select_runs, short_labels
-from aaexp.report_html import other_page
-from aaexp.report_html.run_files import RunFiles
+from aaexp.commands.report_html import other_page
+from aaexp.commands.report_html.run_files import RunFiles
+from aaexp.commands.report_runs import Layout, select_runs, short_labels
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 TITLES = {"aa": "Study 1 — anti-aliasing of neural amp models", "tnca": "Study 2 — TNCA (timbre-growing neural cellular automaton)",
           "eq": "Study 3 — semantic EQ morphing"}
@@ -34,7 +34,7 @@ def shown_params(runs, chosen: list[str]) -> list[str]:
 def environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    return Environment(loader=PackageLoader("aaexp.report_html", "templates"), autoescape=select_autoescape(["html", "j2"]),
+    return Environment(loader=PackageLoader("aaexp.commands.report_html", "templates"), autoescape=select_autoescape(["html", "j2"]),
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -45,7 +45,7 @@ def study_page(env, cl, study: str, runs, out: Path, chosen_params: list[str], m
     keys = shown_params(runs, chosen_params)
     cards = []
     if study == "aa":
-        from aaexp.report_html import aa_page as page_module
+        from aaexp.commands.report_html import aa_page as page_module
     else:
         page_module = other_page
     for r, label in zip(runs, labels):

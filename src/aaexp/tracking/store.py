@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 PARENT_ENV = "AAEXP_PARENT_RUN_ID"
@@ -38,7 +38,7 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
-def _retry(fn, *args, attempts: int = 8, **kwargs):
+def retry(fn, *args, attempts: int = 8, **kwargs):
     """SQLite allows one writer at a time; parallel sweep jobs back off instead of failing."""
     for i in range(attempts):
         try:
@@ -107,15 +107,15 @@ def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = Non
 
 
 def get_or_create_experiment(cl, name: str) -> str:
-    exp = _retry(cl.get_experiment_by_name, name)
+    exp = retry(cl.get_experiment_by_name, name)
     if exp is not None:
         return exp.experiment_id
     root = artifact_root(cl.tracking_uri)
     try:
-        return _retry(cl.create_experiment, name, artifact_location=f"{root}/{name}" if root else None,
+        return retry(cl.create_experiment, name, artifact_location=f"{root}/{name}" if root else None,
                       tags={KIND_TAG: KIND})
     except Exception:  # another process created it first
-        exp = _retry(cl.get_experiment_by_name, name)
+        exp = retry(cl.get_experiment_by_name, name)
         if exp is None:
             raise
         return exp.experiment_id
@@ -146,6 +146,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+class Watcher(Protocol):
+    """Sees each batch of values a run logs; may end the run by raising TrialPruned (a search's pruner)."""
+
+    def __call__(self, metrics: Mapping[str, float], step: int | None) -> None: ...
+
+
 class Tracker:
     """Logs to one MLflow run by id (no global `mlflow.active_run` state, so jobs cannot mix up)."""
 
@@ -153,7 +159,7 @@ class Tracker:
         self.client = cl
         self.run_id = run_id
         self.default_step = 0   # MLflow step of values logged without one (a study may move it on)
-        self.watchers: list = []  # called with (metrics, step) after each log_metrics (the Optuna pruning reporter)
+        self.watchers: list[Watcher] = []  # called after each log_metrics (a search's pruning reporter)
 
     # -- values ----------------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -161,7 +167,7 @@ class Tracker:
 
         items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+            retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -170,14 +176,14 @@ class Tracker:
         step = self.default_step if step is None else step
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), 1000):
-            _retry(self.client.log_batch, self.run_id, metrics=items[i : i + 1000])
+            retry(self.client.log_batch, self.run_id, metrics=items[i : i + 1000])
         for watch in self.watchers:
             watch(metrics, step)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        _retry(self.client.log_batch, self.run_id, tags=[RunTag(str(k), str(v)[:5000]) for k, v in tags.items()])
+        retry(self.client.log_batch, self.run_id, tags=[RunTag(str(k), str(v)[:5000]) for k, v in tags.items()])
 
     # -- files -----------------------------------------------------------------------------------
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -221,18 +227,18 @@ def start_run(
         parent = parent_run_id or os.environ.get(PARENT_ENV)
         if parent:
             all_tags[PARENT_TAG] = parent
-        run = _retry(cl.create_run, exp_id, run_name=run_name, tags=all_tags)
+        run = retry(cl.create_run, exp_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
     else:
-        _retry(cl.update_run, run_id, status="RUNNING")
+        retry(cl.update_run, run_id, status="RUNNING")
         # The interruption it resumes from is over; a new one sets its own tag.
-        if "error" in _retry(cl.get_run, run_id).data.tags:
-            _retry(cl.delete_tag, run_id, "error")
+        if "error" in retry(cl.get_run, run_id).data.tags:
+            retry(cl.delete_tag, run_id, "error")
     tracker = Tracker(cl, run_id)
     try:
         yield tracker
     except BaseException as exc:
-        from aaexp.errors import TrialPruned
+        from aaexp.core.errors import TrialPruned
 
         status = "KILLED" if isinstance(exc, (KeyboardInterrupt, TrialPruned)) else "FAILED"
         tags = ({"optuna_pruned": "true", "optuna_pruned_step": str(exc.step)} if isinstance(exc, TrialPruned)
@@ -240,7 +246,7 @@ def start_run(
         with contextlib.suppress(Exception):
             tracker.set_tags(tags)
         with contextlib.suppress(Exception):
-            _retry(cl.set_terminated, run_id, status=status)
+            retry(cl.set_terminated, run_id, status=status)
         raise
     else:
-        _retry(cl.set_terminated, run_id, status="FINISHED")
+        retry(cl.set_terminated, run_id, status="FINISHED")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from pathlib import PurePosixPath
 
-from aaexp.report import format_value
+from aaexp.commands.report_runs import format_value
 
 IMAGES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
 AUDIO = (".wav", ".flac", ".mp3", ".ogg")

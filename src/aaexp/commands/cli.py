@@ -10,7 +10,8 @@ import threading
 import traceback
 
 from aaexp import __version__
-from aaexp.errors import AaexpError, Terminated
+from aaexp.core.errors import AaexpError, Terminated
+from aaexp.core.signals import raise_terminated
 
 COMMANDS = {
     "train": "run an experiment (Hydra overrides; -m for sweeps, --cfg job to print the config)",
@@ -42,7 +43,7 @@ def _config_dirs(args: list[str]) -> list[str]:
 
 def check_experiments(args: list[str]) -> None:
     """Fail early, listing the choices, when `+experiment=NAME` names no config."""
-    from aaexp.config import available
+    from aaexp.core.config import available
 
     names = available("experiment", _config_dirs(args))
     for a in args:
@@ -76,7 +77,7 @@ def _unknown_override(exc: Exception) -> str | None:
     m = re.match(r"Could not override '([^']+)'", str(exc))
     if not (m and "not in struct" in str(exc.__cause__)):
         return None
-    from aaexp.config_keys import unknown_key_message
+    from aaexp.core.config_keys import unknown_key_message
 
     key = m.group(1)
     return unknown_key_message([key], f"on the command line ({key}=...; +{key}=... adds a key on purpose)")
@@ -86,7 +87,7 @@ def train(args: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from aaexp import train_app
+    from aaexp.commands import train as train_app
 
     check_experiments(args)
     sys.argv = ["aaexp train", *args]
@@ -104,11 +105,6 @@ def train(args: list[str]) -> int:
     finally:
         sys.stderr = filt.stream
     return 0
-
-
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    raise Terminated("SIGTERM")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,18 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     saved = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
-    on_term = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    on_term = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         if cmd == "train":
             return train(rest)
         if cmd == "eval":
-            from aaexp.evaluate import main as eval_main
+            from aaexp.commands.eval import main as eval_main
         elif cmd == "report":
-            from aaexp.report import main as eval_main
+            from aaexp.commands.report import main as eval_main
         elif cmd == "server":
-            from aaexp.server import main as eval_main
+            from aaexp.commands.server import main as eval_main
         else:
-            from aaexp.ui import main as eval_main
+            from aaexp.commands.ui import main as eval_main
         return eval_main(rest) or 0
     except Terminated:
         print(f"aaexp {cmd}: terminated by SIGTERM (a started run is marked KILLED, its checkpoints kept)", file=sys.stderr)

@@ -11,7 +11,7 @@ every default in Python, a second source for each of several hundred values.
 
 Free sub-trees (names the user chooses: eval bands, TNCA outputs) and `+key=value` on the command
 line (it says it adds) stay allowed. A misspelt `key=value` on the command line is refused by Hydra;
-`aaexp.cli` words that error the same way.
+`aaexp.commands.cli` words that error the same way.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from aaexp.config import CONF_DIR, CONFIG_NAME, flatten
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR, CONFIG_NAME, flatten
+from aaexp.core.errors import AaexpError
 
 OVERLAYS = ("experiment", "recipe", "hparams_search")   # set keys anywhere, declare none
 FREE = ("eval.bands.", "model.outputs.",   # nodes whose keys are names the user chooses (bands, TNCA outputs)
-        "tracking.optuna_trial.")            # null, or the {storage, study, number} the Optuna sweeper sets
+        "tracking.optuna_trial.")            # null, or the watcher a search sets ({_target_, ...})
 
 
 def unknown_key_message(keys: list[str], where: str) -> str:

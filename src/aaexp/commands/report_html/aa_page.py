@@ -11,7 +11,7 @@ import json
 import math
 
 from aaexp.aa.eval.table import format_db, header_lines, oversample_factor, oversample_lines
-from aaexp.report import format_value
+from aaexp.commands.report_runs import format_value
 
 TABLE = "eval/table.json"
 PLOTS = [("eval/plots/bands.png", "NMR-S and HESR-R per band, thresholds dashed"),

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"   # src/aaexp/conf, beside core/
 CONFIG_NAME = "config"
 
 # `${aaexp_pid:}` in hydra.run.dir: two runs started in the same second still get folders of their own.

@@ -12,62 +12,13 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
-import json
-import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from aaexp import tables, tracking
-from aaexp.errors import AaexpError
-
-
-@dataclass
-class Layout:
-    """How to draw a family of per-band metrics: band order (lower edge in Hz) and thresholds (dB)."""
-
-    band_lo: dict[str, float] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, runs) -> "Layout":
-        out = cls()
-        for r in runs:
-            for k, v in r.data.params.items():
-                try:
-                    if k.startswith("eval.bands."):
-                        out.band_lo.setdefault(k[len("eval.bands."):], float(json.loads(v)[0]))
-                    elif k.startswith("eval.thresholds.") and k.endswith("_db"):
-                        out.thresholds.setdefault(k[len("eval.thresholds."):-len("_db")], float(v))
-                except (ValueError, TypeError, IndexError, KeyError):
-                    continue                      # a param of another shape: just not used for layout
-        return out
-
-    def sort_key(self, metric: str) -> tuple:
-        fam, _, band = metric.rpartition("/")
-        return fam, band == "all", self.band_lo.get(band, math.inf), band
-
-
-def short_labels(names: list[str]) -> list[str]:
-    """Run names without the overrides every run shares (case-blind: a sweep writes `False` where a
-    single run keeps `false`), and long paths cut to their last part."""
-    tokens = [n.split() for n in names]
-    common = set.intersection(*({w.lower() for w in t[1:]} for t in tokens)) if tokens else set()
-    out = []
-    for t in tokens:
-        keep = t[:1] + [w for w in t[1:] if w.lower() not in common]
-        out.append(" ".join(w.split("=")[0] + "=…/" + w.rsplit("/", 1)[1] if "=" in w and "/" in w else w for w in keep))
-    return out
-
-
-def select_runs(cl, experiment_names: list[str] | None) -> list:
-    """The runs a report shows: FINISHED runs of the named experiments (default every aaexp-*),
-    oldest first, without sweep parents (their children carry the results)."""
-    exps = [e for e in cl.search_experiments() if (e.name in experiment_names if experiment_names else e.name.startswith("aaexp-"))]
-    if not exps:
-        raise AaexpError(f"no MLflow experiment {experiment_names or 'aaexp-*'} in {cl.tracking_uri}")
-    runs = cl.search_runs([e.experiment_id for e in exps], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
-    return [r for r in runs if r.data.tags.get("sweep") != "parent"]
+from aaexp.commands.report_runs import Layout, format_value, select_runs, short_labels
+from aaexp.core import tables
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 
 def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: str, params: list[str], tags: list[str]):
@@ -82,13 +33,6 @@ def collect(uri: str | None, experiment_names: list[str] | None, metric_glob: st
         row.update({t: r.data.tags.get(t, "") for t in tags})
         rows.append(row)
     return rows, metric_names, layout
-
-
-def format_value(v) -> str:
-    """A cell of the report table: floats to 2 decimals, NaN as n/a, None as empty."""
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.2f}"
-    return "" if v is None else str(v)
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -146,7 +90,7 @@ def main(argv: list[str]) -> int:
                    "with its tables, plots and audio copied in (opens from disk)")
     args = p.parse_args(argv)
     if args.html:
-        from aaexp.report_html.build import write_html
+        from aaexp.commands.report_html.build import write_html
 
         pages = write_html(args.tracking_uri, args.experiment_name, Path(args.html), args.param or ["loss.lam"], args.metrics)
         print("\n".join(str(p) for p in pages))

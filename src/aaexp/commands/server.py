@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from aaexp import tracking
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
+from aaexp.tracking import store as tracking
 
 
 def command(store: str, host: str, port: int, artifacts: str, extra: list[str] | None = None) -> list[str]:

@@ -1,23 +1,20 @@
 """`aaexp eval`: one command, flags contributed by each study's `study.eval_cli` module.
 
 An eval module provides DESCRIPTION, `add_arguments(group)`, `claims(args) -> bool` (does this
-invocation belong to the study?) and `run(args) -> int`.
+invocation belong to the study?) and `run(args) -> int`; it logs through tracking.eval_run.eval_tracker.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
 
 from omegaconf import OmegaConf
 
-from aaexp import tracking
-from aaexp.config import CONF_DIR
-from aaexp.errors import AaexpError
+from aaexp.core.config import CONF_DIR
+from aaexp.core.errors import AaexpError
 
 
 def eval_modules(config_dirs: list[str] | tuple[str, ...] = ()) -> list[tuple[str, ModuleType]]:
@@ -69,16 +66,6 @@ def build_parser(mods) -> argparse.ArgumentParser:
     for name, mod in mods:
         mod.add_arguments(p.add_argument_group(f"{name}: {mod.DESCRIPTION}"))
     return p
-
-
-@contextlib.contextmanager
-def eval_tracker(args, study: str, run_name: str) -> Iterator[tracking.Tracker | None]:
-    """The run that `aaexp eval` logs into: `--run-id`, a new one, or none with --no-log."""
-    if args.no_log:
-        yield None
-        return
-    with tracking.start_run(f"aaexp-{study}", run_name, args.tracking_uri, {"study": study, "kind": "eval"}, args.run_id) as t:
-        yield t
 
 
 def main(argv: list[str]) -> int:

@@ -17,12 +17,26 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from aaexp import tracking
+from aaexp.tracking import store as tracking
 
 # Overrides the callback adds to every job; the runner keeps them out of run names and tags.
 SWEEP_KEYS = ("tracking.parent_run_id", "tracking.uri", "tracking.optuna_trial")
+
+
+def trial_watcher(cfg: DictConfig) -> tracking.Watcher | None:
+    """The watcher a search asked this trial's job to run, else None.
+
+    A search that prunes sets `tracking.optuna_trial` to `{_target_: <its watcher>, ...its arguments}`;
+    the watcher sees each value the run logs and raises TrialPruned to end it. The runner knows no search.
+    """
+    spec = OmegaConf.select(cfg, "tracking.optuna_trial")
+    if spec is None:
+        return None
+    from hydra.utils import instantiate
+
+    return instantiate(spec)
 
 
 def _quoted(value: str) -> str:
@@ -56,7 +70,7 @@ class MlflowSweepCallback(Callback):
         choice = config.hydra.runtime.choices.get("experiment") or config.study.name
         tags = {"study": config.study.name, "experiment": choice, "sweep": "parent",
                 "sweep_dir": str(config.hydra.sweep.dir), "overrides": " ".join(config.hydra.overrides.task)}
-        run = tracking._retry(cl.create_run, exp_id, run_name=f"sweep {choice}", tags=tags)
+        run = tracking.retry(cl.create_run, exp_id, run_name=f"sweep {choice}", tags=tags)
         self.parent_id = run.info.run_id
         _pass_to_jobs(config, self.parent_id, uri)
         atexit.register(self._close_if_open)  # a failed job aborts the sweep before on_multirun_end

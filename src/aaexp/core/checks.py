@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 # key: (kind, lower bound, bound inclusive?, null allowed?)
 #   kind "int": a whole number; "float": any real number. Bools are never numbers here.

@@ -4,7 +4,7 @@ import contextlib
 
 import torch
 
-from aaexp.errors import AaexpError
+from aaexp.core.errors import AaexpError
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
