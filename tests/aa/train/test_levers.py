@@ -8,7 +8,7 @@ import torch
 
 from aaexp.aa.eval import grid as eval_grid
 from aaexp.aa.train.trainer import draw_order
-from aaexp.config import compose
+from aaexp.core.config import compose
 from tests.aa.test_study import TINY, finished_runs, history, train
 
 
