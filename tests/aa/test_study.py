@@ -98,6 +98,44 @@ def test_pow2_window_targets_use_odd_bins_and_a_separate_cache_entry(tmp_path, d
         np.testing.assert_allclose(got[row], ref, atol=1e-12)
 
 
+def test_a_planted_cache_entry_is_rebuilt_without_running_it(tmp_path, data_cfg, caplog):
+    """The cache folder is shared between jobs and users: an entry that would run code is never opened as a
+    pickle; it is named in a warning and computed again, the same targets as before."""
+    import logging
+
+    from tests.hostile import write_hostile
+
+    teacher_file = tmp_path / "t.nam"
+    teacher_file.write_text("stand-in teacher file")
+    train, _, path, _ = tone_data.load_or_build(TanhTeacher(), teacher_file, data_cfg, "float64", "cpu")
+    blob = torch.load(path, weights_only=True)     # torch's own weights-only loader reads what the cache writes
+    write_hostile(path, tmp_path / "marker", blob)
+    with caplog.at_level(logging.WARNING):
+        again, _, path2, hit = tone_data.load_or_build(TanhTeacher(), teacher_file, data_cfg, "float64", "cpu",
+                                                       log=logging.getLogger("t"))
+    assert not (tmp_path / "marker").exists()
+    assert not hit and path2 == path
+    assert any(str(path) in r.getMessage() and "refused" in r.getMessage() for r in caplog.records), caplog.text
+    idx = torch.arange(len(train))
+    assert torch.equal(again.targets(idx), train.targets(idx))
+    assert "payload" not in torch.load(path, weights_only=True)   # the planted file is gone
+
+
+def test_a_planted_best_student_checkpoint_is_refused_and_runs_nothing(tmp_path):
+    """The students are exported from the run folder's checkpoints (a resumed colleague's folder too)."""
+    from types import SimpleNamespace
+
+    from aaexp.aa.models import DEMO_TEACHER, load_model
+    from aaexp.aa.study import export_students
+    from tests.hostile import write_hostile
+
+    best = write_hostile(tmp_path / "student_best.pt", tmp_path / "marker", {"model": {}, "epoch": 1, "step": 2})
+    ctx = SimpleNamespace(out_dir=tmp_path, tracker=None)
+    with pytest.raises(AaexpError, match=r"student_best.pt: refused to open an aaexp student checkpoint: loading it would call"):
+        export_students(ctx, load_model(DEMO_TEACHER), best, "test")
+    assert not (tmp_path / "marker").exists()
+
+
 class SlowTanhTeacher(TanhTeacher):
     """Slow enough that two jobs started together overlap: without the lock both would compute."""
 
@@ -295,7 +333,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mlf
     assert train(tmp_path, "+experiment=baseline", *TINY) == 1
     cl, (r,) = finished_runs(mlflow_uri)
     assert r.info.status == "FAILED" and "loss became nan" in r.data.tags["error"]
-    blob = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    blob = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert blob["state"]["epoch"] == 1
 
 

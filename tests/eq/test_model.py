@@ -66,6 +66,7 @@ def test_model_file_round_trip(tmp_path, ranges, exp):
     trained = TrainedEq(eq_model.build(cfg.model, ranges).eval(), normalise.build(cfg.model.norm, data), ranges,
                         {"warm": np.full(cfg.model.latent_dim, 0.1)})
     path = save_model(tmp_path / "m.pt", trained, cfg.model, cfg.data.plugin, {"note": "test"})
+    torch.load(path, weights_only=True)   # torch's own weights-only loader opens what save_model writes
     again = load_model(path)
     np.testing.assert_array_equal(again.encode(data), trained.encode(data))
     z = np.random.default_rng(2).uniform(-1, 1, (5, cfg.model.latent_dim))
@@ -74,6 +75,30 @@ def test_model_file_round_trip(tmp_path, ranges, exp):
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(AaexpError, match="not an"):
         load_model(tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["torch_save", "raw_pickle"])
+def test_a_hostile_eq_model_file_is_refused_by_aaexp_eval_and_writes_nothing(tmp_path, raw):
+    """The issue's reproduction: `aaexp eval --eq-model eq_model.pt --eq-words warm bright` on a file whose
+    pickle writes a marker: one line naming the file, exit 2, the marker and every other file not written."""
+    from tests.hostile import write_hostile
+    from tests.spine.helpers import aaexp
+
+    write_hostile(tmp_path / "eq_model.pt", tmp_path / "marker", {"format": "aaexp-eq-autoencoder", "version": 1},
+                  raw_pickle=raw)
+    r = aaexp("eval", "--eq-model", "eq_model.pt", "--eq-words", "warm", "bright", cwd=tmp_path,
+              env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aaexp eval: error: eq_model.pt: refused to open an aaexp-eq-autoencoder"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eq_model.pt"]   # no marker, no store, no outputs
+
+
+def test_an_eq_model_file_with_missing_parts_is_one_line(tmp_path):
+    """The error seen in the issue ("error: 'plugin_config'") named no file and no cause."""
+    torch.save({"format": "aaexp-eq-autoencoder", "version": 1, "model_config": {}}, tmp_path / "m.pt")
+    with pytest.raises(AaexpError, match=r"m.pt: an aaexp-eq-autoencoder file with missing or broken parts \(KeyError"):
+        load_model(tmp_path / "m.pt")
 
 
 @pytest.mark.slow

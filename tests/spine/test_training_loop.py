@@ -12,9 +12,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from aaexp.core.errors import TrainingDiverged
+from aaexp.core.errors import AaexpError, TrainingDiverged
 from aaexp.training import checkpoint
 from aaexp.training.loop import Loop, Task
+from tests.hostile import write_hostile
 
 
 class _Tracker:
@@ -74,7 +75,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     whole, _ = _fit(tmp_path / "a", _Tracker())
     with pytest.raises(KeyboardInterrupt):           # killed while logging epoch 3, after its checkpoint
         _fit(tmp_path / "b", _Tracker(kill_at=3), every=1)
-    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["state"]["epoch"] == 3
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["state"]["epoch"] == 3
     tracker = _Tracker()
     resumed, state = _fit(tmp_path / "b", tracker, resumed=True, seed=123)   # another process: other seeds
     assert [s for s, _ in tracker.rows] == [4] and state.step == 12
@@ -103,7 +104,7 @@ def test_without_the_numpy_and_python_states_the_resume_would_differ(tmp_path, m
 def test_the_nan_guard_names_the_step_and_saves_nothing_broken(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 5 \(mse=nan\); last good checkpoint"):
         _fit(tmp_path, _Tracker(), nan_at=5)         # 3 steps per epoch: step 5 is in epoch 2
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["state"]["step"] == 3
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"] == 3
 
 
 def test_checkpoints_follow_their_cadence_and_the_last_unit(tmp_path):
@@ -120,7 +121,7 @@ def test_checkpoints_follow_their_cadence_and_the_last_unit(tmp_path):
 def test_ctrl_c_in_a_step_study_keeps_the_finished_steps(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path, _Tracker(kill_at=5), unit="step", units=8, every=100)
-    blob = torch.load(tmp_path / "last.pt", weights_only=False)
+    blob = torch.load(tmp_path / "last.pt", weights_only=True)
     assert blob["state"]["epoch"] == 5 and blob["state"]["step"] == 5 * 3   # unit 5 finished before its logging
 
 
@@ -131,7 +132,7 @@ def test_a_checkpoint_in_the_anti_aliasing_studys_former_layout_still_resumes_ex
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path / "b", _Tracker(kill_at=3), every=1)
     path = tmp_path / "b" / "last.pt"
-    new = torch.load(path, weights_only=False)
+    new = torch.load(path, weights_only=True)
     rng = {k: new["rng"][k] for k in ("python", "numpy", "torch")} | {"shuffle": new["rng"]["generators"]["shuffle"]}
     torch.save({"student": new["model"], "optimizer": new["optimizer"], "scheduler": None, "state": new["state"],
                 "rng": rng}, path)
@@ -152,3 +153,35 @@ def test_tnca_and_eq_checkpoints_in_their_former_layouts_become_loop_states():
     assert eq["state"] == {"epoch": 2, "history": [{"epoch": 1, "train/loss": 0.9, "val/recon": 0.5},
                                                    {"epoch": 2, "train/loss": 0.7, "val/recon": 0.4}]}
     assert set(eq["rng"]) == set(tnca["rng"]) == {"torch"}
+
+
+def test_a_checkpoint_written_before_weights_only_loading_still_resumes_exactly(tmp_path):
+    """The previous aaexp stored numpy's RNG state as numpy wrote it (an ndarray key) and the best value as a
+    numpy scalar; such a run, interrupted before the upgrade, continues to the same weights."""
+    whole, _ = _fit(tmp_path / "a", _Tracker())
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "b", _Tracker(kill_at=3), every=1)
+    path = tmp_path / "b" / "last.pt"
+    new = torch.load(path, weights_only=True)
+    name, key, *rest = new["rng"]["numpy"]
+    assert torch.is_tensor(key)                       # written now: a tensor, no numpy object in the file
+    new["rng"]["numpy"] = (name, key.numpy(), *rest)  # as np.random.get_state() returned it
+    new["state"]["best_value"] = np.float64(new["state"]["best_value"])
+    torch.save(new, path)
+    with pytest.raises(Exception, match="numpy"):     # what the old file needs beyond torch's default allowlist
+        torch.load(path, weights_only=True)
+    resumed, state = _fit(tmp_path / "b", _Tracker(), resumed=True, seed=123)
+    assert state.epoch == 4 and state.step == 12
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_hostile_checkpoint_is_refused_in_one_line_and_runs_nothing(tmp_path):
+    layout = {"model": {}, "optimizer": {}, "scheduler": None, "state": {"epoch": 1}, "rng": {}}
+    write_hostile(tmp_path / "last.pt", tmp_path / "marker", layout)
+    with pytest.raises(AaexpError) as err:
+        _fit(tmp_path, _Tracker(), resumed=True)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{tmp_path / 'last.pt'}: refused to open an aaexp checkpoint") and \
+        "without resume=" in msg, msg
+    assert not (tmp_path / "marker").exists()

@@ -94,9 +94,9 @@ def test_quick_run_lowers_the_loss_logs_everything_and_resumes(tmp_path, mlflow_
     assert run.data.tags["tnca.contract"] == "bigvgan_v2_22khz_80band_256x"
 
     # resume=<run dir> continues the same MLflow run from the last checkpoint (iteration 30).
-    assert torch.load(out / study.CHECKPOINT, weights_only=False)["state"]["step"] == 30
+    assert torch.load(out / study.CHECKPOINT, weights_only=True)["state"]["step"] == 30
     assert main(["train", *args, "trainer.steps=34", f"resume={out}", f"hydra.run.dir={tmp_path / 'other'}"]) == 0
-    assert torch.load(out / study.CHECKPOINT, weights_only=False)["state"]["step"] == 34
+    assert torch.load(out / study.CHECKPOINT, weights_only=True)["state"]["step"] == 34
     runs = cl.search_runs([cl.get_experiment_by_name("aaexp-tnca").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = sorted(m.step for m in cl.get_metric_history(run.info.run_id, "loss/total"))
@@ -180,7 +180,7 @@ def test_a_failing_run_keeps_its_finished_iterations(tmp_path, monkeypatch, fail
     if failure == "nan":
         assert not saved.exists()  # no checkpoint was due; a diverged state is never saved
     else:
-        assert torch.load(saved, weights_only=False)["state"]["step"] == 2  # Ctrl-C keeps the two finished
+        assert torch.load(saved, weights_only=True)["state"]["step"] == 2  # Ctrl-C keeps the two finished
     assert [step for step, _ in ctx.tracker.metrics] == [1, 2]
 
 

@@ -26,6 +26,7 @@ from aaexp.aa.train.framing import Framing
 from aaexp.aa.train.target_watch import TargetWatch
 from aaexp.aa.train.trainer import Trainer
 from aaexp.core.errors import AaexpError
+from aaexp.core.files import load_safely
 
 
 def teacher_path(model_cfg: DictConfig) -> Path:
@@ -77,7 +78,7 @@ def export_students(ctx, student: AmpModel, best_path: Path, note: str, target_p
         if path is None:
             continue
         model = copy.deepcopy(student)
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = load_safely(path, "an aaexp student checkpoint")
         model.load_state_dict(blob["model"])
         out[name] = export_model(model, folder / f"student_{name}{student.file_suffix}",
                                  note=f"{note}; {what}, epoch {blob['epoch']}, update {blob.get('step', 'n/a')}")

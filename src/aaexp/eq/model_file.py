@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from aaexp.core.errors import AaexpError
-from aaexp.core.files import atomic_save
+from aaexp.core.files import atomic_save, load_safely
 from aaexp.eq import model as eq_model
 from aaexp.eq import normalise
 from aaexp.eq.params import PluginRanges
@@ -63,18 +64,22 @@ def save_model(path: str | Path, trained: TrainedEq, model_cfg, plugin_cfg, meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedEq:
-    """Rebuild a `TrainedEq` from `save_model`'s file; one-line error for anything else."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError) as exc:
-        raise AaexpError(f"{path}: cannot read an EQ model file ({exc})") from exc
+    """Rebuild a `TrainedEq` from `save_model`'s file; one-line error for anything else. Weights-only: a
+    model file from anyone opens without running code (`aaexp.core.files.load_safely`)."""
+    blob = load_safely(path, f"an {FORMAT} file", "; ask its author for the eq_model.pt that `aaexp train` wrote")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise AaexpError(f"{path}: not an {FORMAT} file")
-    if blob["version"] != VERSION:
-        raise AaexpError(f"{path}: format version {blob['version']} (this aaexp reads {VERSION})")
-    ranges = PluginRanges.from_cfg(OmegaConf.create(blob["plugin_config"]))
-    model = eq_model.build(OmegaConf.create(blob["model_config"]), ranges)
-    model.load_state_dict(blob["weights"])
+    if blob.get("version") != VERSION:
+        raise AaexpError(f"{path}: format version {blob.get('version')} (this aaexp reads {VERSION})")
+    try:
+        ranges = PluginRanges.from_cfg(OmegaConf.create(blob["plugin_config"]))
+        model = eq_model.build(OmegaConf.create(blob["model_config"]), ranges)
+        model.load_state_dict(blob["weights"])
+        centroids = {k: np.asarray(v) for k, v in blob["centroids"].items()}
+        norm = normalise.from_state(blob["normaliser"])
+    except AaexpError as exc:
+        raise AaexpError(f"{path}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, OmegaConfBaseException) as exc:
+        raise AaexpError(f"{path}: an {FORMAT} file with missing or broken parts ({type(exc).__name__}: {exc})") from exc
     model.to(device).eval()
-    centroids = {k: np.asarray(v) for k, v in blob["centroids"].items()}
-    return TrainedEq(model, normalise.from_state(blob["normaliser"]), ranges, centroids)
+    return TrainedEq(model, norm, ranges, centroids)

@@ -3,12 +3,13 @@
 A checkpoint holds the model's weights, the optimiser and LR-schedule states, the loop's counters
 and every random-number state a loop draws from (python, numpy, torch, CUDA and the loop's own
 generators), so a resumed run produces the same weights as one that was never interrupted.
+Everything in it is a tensor, number, string, list, tuple or dict, so it opens with weights_only=True
+(`aaexp.core.files.load_safely`): a checkpoint from someone else cannot run code when a run resumes from it.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,15 @@ import numpy as np
 import torch
 
 from aaexp.core.errors import AaexpError
-from aaexp.core.files import atomic_save
+from aaexp.core.files import atomic_save, load_safely, plain
+
+UNSAFE_HINT = ("; start the run afresh (without resume=), or, only if you trust whoever wrote it, "
+               "convert it once with `python -m aaexp.core.files --trust FILE`")
 
 
 def rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Every RNG state a training loop may touch."""
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every RNG state a training loop may touch (numpy's key array as a tensor: see `plain`)."""
+    states = {"python": random.getstate(), "numpy": plain(np.random.get_state()), "torch": torch.get_rng_state(),
               "generators": {k: g.get_state() for k, g in generators.items()}}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -32,8 +36,8 @@ def restore_rng(states: dict[str, Any], generators: dict[str, torch.Generator]) 
     """Put back what `rng_states` took (an older checkpoint may hold torch's state only)."""
     if "python" in states:
         random.setstate(states["python"])
-    if "numpy" in states:
-        np.random.set_state(states["numpy"])
+    if "numpy" in states:   # ("MT19937", key, pos, has_gauss, gauss), the key a tensor or (older files) an array
+        np.random.set_state(tuple(v.numpy() if torch.is_tensor(v) else v for v in states["numpy"]))
     torch.set_rng_state(states["torch"])
     for k, g in generators.items():
         g.set_state(states["generators"][k])
@@ -45,9 +49,9 @@ def save(path: Path, state, model: torch.nn.Module, optimizer: torch.optim.Optim
          generators: dict[str, torch.Generator] | None = None, averaged: torch.nn.Module | None = None) -> Path:
     """Write the resumable checkpoint (weights, optimiser, LR schedule, counters `state`, RNG states, and
     the weight average when the run keeps one)."""
-    blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "state": asdict(state), "rng": rng_states(generators or {})}
+    blob = {"model": model.state_dict(), "optimizer": plain(optimizer.state_dict()),
+            "scheduler": None if scheduler is None else plain(scheduler.state_dict()),
+            "state": plain(state), "rng": rng_states(generators or {})}
     if averaged is not None:
         blob["averaged"] = averaged.state_dict()
     return atomic_save(blob, path)
@@ -88,7 +92,7 @@ def load(path: Path, state_cls, model: torch.nn.Module, optimizer: torch.optim.O
     """Restore what `save` wrote into the given objects; returns the loop counters as a `state_cls`.
     A run that keeps a weight average but resumes a checkpoint without one starts the average from the weights."""
     try:
-        blob = upgrade(torch.load(path, map_location="cpu", weights_only=False))
+        blob = upgrade(load_safely(path, "an aaexp checkpoint", UNSAFE_HINT))
         model.load_state_dict(blob["model"])
         if averaged is not None:
             if "averaged" in blob:

@@ -19,7 +19,7 @@ from typing import Iterable
 import torch
 
 from aaexp.core.errors import TrainingDiverged
-from aaexp.core.files import atomic_save
+from aaexp.core.files import atomic_save, plain
 from aaexp.core.progress import bar
 from aaexp.training import checkpoint
 from aaexp.training.divergence import DivergenceWatch, last_good
@@ -136,13 +136,13 @@ class Loop:
 
     def save_model(self, path: Path, state: LoopState, **extra) -> None:
         """The model's weights alone (best, at-target), with the counters they were taken at."""
-        atomic_save({"model": self.exported.state_dict(), "epoch": state.epoch, "step": state.step, **extra}, path)
+        atomic_save({"model": self.exported.state_dict(), "epoch": state.epoch, "step": state.step, **plain(extra)}, path)
 
     def save_best(self, state: LoopState, metrics: dict[str, float], epoch: int) -> None:
         value = metrics.get(self.best_metric) if self.best_metric else None
         if value is not None and math.isfinite(value) and value < state.best_value:
             state.best_value, state.best_epoch, state.best_step = value, epoch, state.step
-            atomic_save({"model": self.exported.state_dict(), "epoch": epoch, "step": state.step, self.best_metric: value},
+            atomic_save({"model": self.exported.state_dict(), "epoch": epoch, "step": state.step, self.best_metric: float(value)},
                         self.best_path)
 
     def record(self, state: LoopState, metrics: dict[str, float], epoch: int) -> None:

@@ -123,7 +123,7 @@ def test_resume_keeps_the_update_and_wall_time_counters(tmp_path, mlflow_uri, mo
     monkeypatch.setattr(checkpoint, "save", save)
     assert train(tmp_path, *args, "resume=true", run="ignored") == 0
     cl, (r,) = finished_runs(mlflow_uri)
-    blob = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    blob = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert seen["step"] == 2 and blob["state"]["step"] == 4           # updates counted on, not restarted
     assert blob["state"]["wall_s"] > seen["wall"] > 0                 # wall time too
     walls = {m.step: m.value for m in cl.get_metric_history(r.info.run_id, "perf/wall_s")}

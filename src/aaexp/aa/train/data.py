@@ -25,7 +25,7 @@ from torch import Tensor
 from aaexp.aa.signal.bandlimit import harmonic_mask, harmonic_part
 from aaexp.aa.signal.tones import analysis_length, midi_to_hz, sine_batch, snap_f0
 from aaexp.core.errors import AaexpError
-from aaexp.core.files import atomic_save
+from aaexp.core.files import atomic_save, load_safely
 from aaexp.core.progress import bar
 
 CACHE_VERSION = 1  # bump when the cached layout or the target computation changes
@@ -194,13 +194,14 @@ def load_or_build(teacher, teacher_path: Path, data_cfg: DictConfig, dtype_name:
     with _exclusive(cache_dir / f"{path.name}.lock"):
         if path.is_file():
             try:
-                blob = torch.load(path, weights_only=False)
+                blob = load_safely(path, "an aaexp tone-target cache entry")   # weights-only: a planted file runs nothing
+                train, val = ToneSet(**blob["train"]), ToneSet(**blob["val"])
                 if log:
                     log.info("tone targets from cache %s", path)
-                return ToneSet(**blob["train"]), ToneSet(**blob["val"]), path, True
-            except Exception as exc:  # a damaged entry is rebuilt, not trusted
+                return train, val, path, True
+            except Exception as exc:  # a damaged, foreign or unsafe entry is rebuilt, never trusted
                 if log:
-                    log.warning("cache entry %s unreadable (%s); rebuilding", path, exc)
+                    log.warning("cache entry not used, rebuilding it: %s", exc if isinstance(exc, AaexpError) else f"{path}: {exc}")
         gen = torch.Generator().manual_seed(int(data_cfg.seed))
         f0, amp, phase = draw_train_tones(data_cfg, int(data_cfg.n_train), gen)
         train = teacher_targets(teacher, f0, amp, phase, layout, dtype, device, progress=progress,
