@@ -135,7 +135,7 @@ class Trainer(Task):
             sums["loss"] = sums.get("loss", 0.0) + total.detach()
             for n, v in terms.items():
                 sums[n] = sums.get(n, 0.0) + v.detach()
-        if nmr_db and state.difficulty is not None:
+        if nmr_db and state.difficulty is not None and str(self.sampling.kind) == "difficulty":   # .tolist() syncs a GPU
             for i, v in zip(idx.tolist(), torch.stack(nmr_db).mean(0).tolist()):
                 state.difficulty[i] = v
         out = {n: v / len(self.framing.frames) for n, v in sums.items()}
